@@ -1,0 +1,28 @@
+"""The one error type a user sees: a single line, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DreamError(Exception):
+    """Bad input or an unavailable resource, explained in one line (with a hint where one exists)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str | None:
+    """A "did you mean ...?" hint for a misspelt name, or None when nothing is close."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.5)
+    if not close:
+        close = [lowered[c] for c in lowered if word.lower() in c][:n]
+        return f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
+    return f"did you mean {', '.join(repr(lowered[c]) for c in close)}?"

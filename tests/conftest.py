@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"test media not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The embedded EfficientNet-Lite0 with its real ImageNet weights."""
+    from dreamreel.models import create_model
+
+    return create_model("efficientnet_lite0", "default")
+
+
+@pytest.fixture()
+def coffee(data_dir):
+    from dreamreel.images import load_image
+
+    return load_image(data_dir / "coffee.png")
