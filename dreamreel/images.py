@@ -1,0 +1,94 @@
+"""Reading stills into [0,1] tensors and writing them back, atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DreamError
+
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def to_float_rgb(array: np.ndarray) -> np.ndarray:
+    """Any decoded image (gray, RGB, RGBA, 8 or 16 bit, float) -> HxWx3 float32 in [0,1]; alpha is composited on white."""
+    a = np.asarray(array)
+    if a.dtype == np.uint8:
+        f = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        f = a.astype(np.float32) / 65535.0
+    elif np.issubdtype(a.dtype, np.integer):
+        f = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
+    else:
+        f = np.clip(a.astype(np.float32), 0.0, 1.0)
+    if f.ndim == 2:
+        f = f[:, :, None]
+    if f.ndim != 3:
+        raise ValueError(f"unexpected image shape {a.shape}")
+    if f.shape[2] in (2, 4):  # gray+alpha or RGBA
+        alpha = f[:, :, -1:]
+        f = f[:, :, :-1] * alpha + (1.0 - alpha)
+    if f.shape[2] == 1:
+        f = np.repeat(f, 3, axis=2)
+    return np.ascontiguousarray(f[:, :, :3])
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """An image file -> (1,3,H,W) float32 tensor in [0,1]. Bad files raise DreamError."""
+    import imageio.v3 as iio
+
+    p = Path(path)
+    if not p.exists():
+        raise DreamError(f"input {str(p)!r} does not exist")
+    if p.is_dir():
+        raise DreamError(f"input {str(p)!r} is a folder, not an image", "use dreamreel batch for folders")
+    try:
+        array = iio.imread(p, index=0)
+    except Exception:
+        raise DreamError(f"cannot read {str(p)!r} as an image", "use a PNG, JPEG, WebP, BMP or TIFF file") from None
+    try:
+        rgb = to_float_rgb(array)
+    except ValueError as exc:
+        raise DreamError(f"cannot use {str(p)!r}: {exc}") from None
+    if min(rgb.shape[:2]) < 1:
+        raise DreamError(f"{str(p)!r} is empty")
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1,3,H,W) or (3,H,W) tensor in [0,1] (any device) -> HxWx3 uint8 numpy array."""
+    t = image[0] if image.dim() == 4 else image
+    return (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yields a temporary path beside ``path`` (same suffix); renamed onto ``path`` only if the block succeeds."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".part{p.suffix}", dir=p.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:
+    import imageio.v3 as iio
+
+    array = image if isinstance(image, np.ndarray) else to_uint8(image)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, array, extension=Path(path).suffix.lower())
+    return Path(path)

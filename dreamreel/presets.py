@@ -1,0 +1,77 @@
+"""Presets: TOML files of dream options (the top-level ``presets/`` folder, installed as ``dreamreel.presets``).
+
+A preset is a file of flags: the keys are the long option names with ``_`` for ``-``
+(``smooth_every = 5``), plus ``description``. Explicit flags override it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import DreamError, did_you_mean
+from .options import OPTION_KEYS, parse_value
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Keys a preset may hold beyond the dream options: its description, and the motion of zoom presets.
+EXTRA_KEYS = {"description", "frames", "fps", "zoom", "rotate", "shift", "first_octaves"}
+
+
+@dataclass
+class Preset:
+    name: str
+    path: Path
+    description: str
+    values: dict[str, Any]  # parsed dream options
+    extra: dict[str, Any]  # zoom and other command keys, raw
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("dreamreel.presets")))
+
+
+def available() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(preset_dir().glob("*.toml"))}
+
+
+def _line_of(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A preset by name (see ``dreamreel presets``) or by path; a broken file is reported with file, line and key."""
+    known = available()
+    path = Path(name_or_path)
+    if name_or_path in known:
+        path = known[name_or_path]
+    elif not (path.suffix == ".toml" and path.is_file()):
+        hint = did_you_mean(name_or_path, known) or "see: dreamreel presets"
+        raise DreamError(f"unknown preset {name_or_path!r}", hint)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DreamError(f"{path}: {exc}") from None
+    values, extra = {}, {}
+    for key, value in data.items():
+        where = f"{path}:{_line_of(text, key) or 1}"
+        if key in OPTION_KEYS:
+            values[key] = parse_value(key, value, f"{where}: key {key!r}")
+        elif key in EXTRA_KEYS:
+            extra[key] = value
+        else:
+            hint = did_you_mean(key, list(OPTION_KEYS) + sorted(EXTRA_KEYS))
+            raise DreamError(f"{where}: unknown key {key!r}", hint)
+    description = str(extra.get("description", ""))
+    return Preset(path.stem, path, description, values, extra)
