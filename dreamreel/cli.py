@@ -17,12 +17,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def _plan_from_args(args):
+def _plan_from_args(args, defaults=None):
     from .options import merge_values, resolve_plan
     from .presets import load_preset
 
     preset = load_preset(args.preset) if args.preset else None
-    values = merge_values(args, preset.values if preset else None)
+    values = merge_values(args, preset.values if preset else None, defaults)
     return resolve_plan(values, preset.name if preset else None), preset
 
 
@@ -61,6 +61,82 @@ def cmd_dream(args) -> int:
         tp = data["target_probability"]
         msg += f"; p({tp['class']}) {tp['start']:.3f} -> {tp['end']:.3f}"
     print(msg, file=sys.stderr)
+    return 0
+
+
+ZOOM_DEFAULTS = {"frames": 48, "fps": 12.0, "zoom": 1.04, "rotate": 0.0, "shift": "0,0", "first_octaves": 3}
+
+
+def _zoom_value(args, preset, key, parse):
+    """A zoom option: explicit flag, else the preset's, else the default."""
+    raw = getattr(args, key)
+    if raw is None and preset is not None and key in preset.extra:
+        raw = preset.extra[key]
+        if isinstance(raw, list):
+            raw = ",".join(str(v) for v in raw)
+    if raw is None:
+        raw = ZOOM_DEFAULTS[key]
+    try:
+        return parse(raw)
+    except (TypeError, ValueError):
+        raise DreamError(f"bad value {raw!r} for --{key.replace('_', '-')}") from None
+
+
+def _positive(kind):
+    def parse(v):
+        x = kind(v)
+        if x <= 0:
+            raise ValueError
+        return x
+
+    return parse
+
+
+def cmd_zoom(args) -> int:
+    from .encode import kind_for
+    from .options import parse_octaves
+    from .recorders import ProgressRecorder, recording
+    from .render import check_outputs, load_source, parse_source
+    from .schedule import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
+
+    output = Path(args.output)
+    try:
+        kind_for(output)
+    except ValueError as exc:
+        raise DreamError(f"cannot write {str(output)!r}: {exc}") from None
+    source = parse_source(args.input)
+    progress = Path(args.progress) if args.progress else None
+    check_outputs([source.path], [output, progress])
+    plan, preset = _plan_from_args(args, defaults={"octaves": 1, "steps": [3]})
+    frames = _zoom_value(args, preset, "frames", _positive(int))
+    fps = _zoom_value(args, preset, "fps", _positive(float))
+    zoom = _zoom_value(args, preset, "zoom", _positive(float))
+    rotate = _zoom_value(args, preset, "rotate", float)
+    shift = parse_shift(_zoom_value(args, preset, "shift", str))
+    first = _zoom_value(args, preset, "first_octaves", parse_octaves)
+    timeline = load_timeline(args.timeline) if args.timeline else Timeline()
+    timeline = timeline.with_defaults(zoom=zoom, rotate=rotate, shift_x=shift[0], shift_y=shift[1])
+    job = ZoomJob(frames=frames, fps=fps, timeline=timeline, first_octaves=first, octaves=plan.octaves,
+                  steps=plan.steps, crf=args.crf)
+    _, size = load_source(source, plan)
+    first_settings = plan.settings(size, octaves=first)
+    each = plan.settings(size)
+    if args.dry_run:
+        print(f"input      {source.label}")
+        print(f"output     {output}  {frames} frames at {fps:g} fps, {size[0]}x{size[1]}")
+        print(f"motion     zoom {zoom:g}  rotate {rotate:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
+              + (f"  (timeline {args.timeline}: {len(timeline.keys)} keys)" if args.timeline else ""))
+        print("first frame:")
+        _print_plan(plan, first_settings)
+        print("each later frame:")
+        _print_plan(plan, each)
+        return 0
+    recorder = ProgressRecorder(progress, every=args.progress_every, fps=args.video_fps,
+                                caption=not args.no_caption) if progress else None
+    with recording([recorder] if recorder else []):
+        data = render_zoom(plan, source, output, job, resume=args.resume, show_progress=not args.quiet,
+                           progress_recorder=recorder)
+    print(f"wrote {output}: {frames} frames at {fps:g} fps ({data['seconds']:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -110,6 +186,30 @@ def build_parser() -> Parser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dream)
 
+    p = sub.add_parser("zoom", help="render a zoom dream video", description=(
+        "Frame k+1 is frame k's dream, zoomed/rotated/shifted, then dreamt again. "
+        "The first frame uses --first-octaves octaves; each later frame --octaves (default 1) and --steps (default 3)."))
+    p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
+    z = p.add_argument_group("zoom")
+    z.add_argument("--frames", default=None, metavar="N", help=f"number of frames [default: {ZOOM_DEFAULTS['frames']}]")
+    z.add_argument("--fps", default=None, metavar="F", help=f"frames per second [default: {ZOOM_DEFAULTS['fps']:g}]")
+    z.add_argument("--zoom", default=None, metavar="Z", help=f"zoom per frame, >1 moves in [default: {ZOOM_DEFAULTS['zoom']}]")
+    z.add_argument("--rotate", default=None, metavar="DEG", help="rotation per frame in degrees [default: 0]")
+    z.add_argument("--shift", default=None, metavar="DX,DY", help="shift per frame in pixels [default: 0,0]")
+    z.add_argument("--timeline", default=None, metavar="FILE", help="TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched")
+    z.add_argument("--first-octaves", default=None, metavar="N|S1,...", help="the first frame's octaves [default: 3]")
+    z.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
+    z.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality, lower is better [default: 18]")
+    add_dream_arguments(p)
+    g = p.add_argument_group("recording")
+    g.add_argument("--progress", metavar="FILE", help="optimisation progress of the first frame (.mp4, .gif or folder/)")
+    g.add_argument("--progress-every", type=int, default=1, metavar="K", help="record every K-th step [default: 1]")
+    g.add_argument("--video-fps", type=float, default=12.0, metavar="F", help="frame rate of the progress animation [default: 12]")
+    g.add_argument("--no-caption", action="store_true", help="no octave/step caption on recorded frames")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_zoom)
+
     p = sub.add_parser("models", help="list the models")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("layers", help="list a model's dreamable layers")
@@ -139,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     except DreamError as exc:
         print(f"dreamreel: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("dreamreel: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "reported", False):
+            print("dreamreel: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
         print(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}", file=sys.stderr)

@@ -170,10 +170,12 @@ def parse_value(key: str, value: Any, where: str) -> Any:
         raise DreamError(f"{where}: bad value {str(value)!r} for {key}", str(exc) or None) from None
 
 
-def merge_values(args: argparse.Namespace, preset: dict[str, Any] | None) -> dict[str, Any]:
-    """Explicit flags, else preset values, else built-in defaults (all parsed)."""
+def merge_values(args: argparse.Namespace, preset: dict[str, Any] | None,
+                 defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Explicit flags, else preset values, else the command's defaults, else the built-in ones (all parsed)."""
     values = {}
     preset = preset or {}
+    defaults = defaults or {}
     for o in OPTIONS:
         raw = getattr(args, o.key, None)
         flag = "--" + o.key.replace("_", "-")
@@ -181,6 +183,8 @@ def merge_values(args: argparse.Namespace, preset: dict[str, Any] | None) -> dic
             values[o.key] = parse_value(o.key, raw, flag)
         elif o.key in preset:
             values[o.key] = preset[o.key]
+        elif o.key in defaults:
+            values[o.key] = defaults[o.key]
         else:
             values[o.key] = o.default
     return values

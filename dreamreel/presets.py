@@ -1,4 +1,4 @@
-"""Presets: TOML files of dream options (the top-level ``presets/`` folder, installed as ``dreamreel.presets``).
+"""Presets: TOML files of dream options (the top-level ``presets/`` folder, installed as ``dreamreel.preset_files``).
 
 A preset is a file of flags: the keys are the long option names with ``_`` for ``-``
 (``smooth_every = 5``), plus ``description``. Explicit flags override it.
@@ -35,7 +35,11 @@ class Preset:
 
 
 def preset_dir() -> Path:
-    return Path(str(resources.files("dreamreel.presets")))
+    """The installed presets (package ``dreamreel.preset_files``), or the checkout's ``presets/`` when run from source."""
+    try:
+        return Path(str(resources.files("dreamreel.preset_files")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "presets"
 
 
 def available() -> dict[str, Path]:

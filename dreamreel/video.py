@@ -28,6 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import DreamError
+
 __all__ = [
     "VideoError",
     "VideoInfo",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 
-class VideoError(Exception):
+class VideoError(DreamError):
     """A video that cannot be used, explained in one line for the user (no ffmpeg log dump)."""
 
     def __init__(self, message: str):
