@@ -100,7 +100,11 @@ def resize(image: torch.Tensor, size: Size) -> torch.Tensor:
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur, reflect-padded; the article's smoothness prior N."""
+    """Separable Gaussian blur, reflect-padded; the article's smoothness prior N.
+
+    Channels are folded into the batch so both passes are plain single-channel convolutions
+    (about twice as fast on the CPU as a grouped convolution, same result).
+    """
     if sigma <= 0:
         return image
     h, w = image.shape[-2:]
@@ -108,11 +112,10 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = (k / k.sum()).to(image.device, image.dtype, non_blocking=True)
-    c = image.shape[1]
-    out = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return out
+    out = F.pad(image.reshape(-1, 1, h, w), (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1))
+    out = F.conv2d(out, k.view(1, 1, -1, 1))
+    return out.reshape(image.shape)
 
 
 def noise_image(size: Size, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -186,8 +189,13 @@ class Dreamer:
         callback: Callable[[Step], None] | None = None,
         generator: torch.Generator | None = None,
         progress: Callable[[int], None] | None = None,
+        evaluate_end: bool = True,
     ) -> DreamResult:
-        """Dream ``image`` (1,3,H,W in [0,1]) through ``settings.octaves``; returns the last octave's image."""
+        """Dream ``image`` (1,3,H,W in [0,1]) through ``settings.octaves``; returns the last octave's image.
+
+        ``evaluate_end`` measures the objective after each octave's last update (one forward pass);
+        without it, objective_end is the last step's value (zoom and video frames skip the extra pass).
+        """
         source = self._prepare(image.clamp(0, 1))
         x = resize(source, settings.octaves[0].size)
         total = sum(o.steps for o in settings.octaves)
@@ -227,7 +235,10 @@ class Dreamer:
                 done += 1
                 if progress is not None:
                     progress(1)
-            end_value, end_acts = self.evaluate(x)
+            if evaluate_end or not values:
+                end_value, end_acts = self.evaluate(x)
+            else:
+                end_value, end_acts = values[-1], acts
             if o_index == n_oct - 1 and self._targets:
                 prob_end = self.target_probability(end_acts)
             start_value = values[0] if values else end_value

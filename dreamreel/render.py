@@ -117,6 +117,7 @@ def run_dream(
     callbacks: Sequence[Callable[[Step], None]] = (),
     desc: str = "dream",
     show_progress: bool = True,
+    evaluate_end: bool = True,
 ) -> DreamResult:
     """One dream with a progress bar and any recorders."""
     generator = torch.Generator().manual_seed(seed)
@@ -128,7 +129,8 @@ def run_dream(
 
     with progress_bar(total, desc, disable=not show_progress) as bar:
         return engine.dreamer.dream(
-            image, settings, callback=callback if callbacks else None, generator=generator, progress=bar.update
+            image, settings, callback=callback if callbacks else None, generator=generator, progress=bar.update,
+            evaluate_end=evaluate_end,
         )
 
 

@@ -292,7 +292,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                     callbacks.append(progress_recorder.on_step)
                 t0 = time.perf_counter()
                 result = run_dream(engine, x, settings, seed=plan.seed * 1_000_003 + k, callbacks=callbacks,
-                                   desc=f"frame {k + 1}", show_progress=False)
+                                   desc=f"frame {k + 1}", show_progress=False, evaluate_end=k == 0)
                 frame = to_uint8(result.image)  # the quantised frame is both what is written and the next start
                 dt = time.perf_counter() - t0
                 dream_seconds += dt

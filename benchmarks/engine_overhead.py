@@ -1,0 +1,70 @@
+"""Engine overhead: N dream steps against N bare forward+backward passes of the same truncated model.
+
+Prints steps/s for the article's models (random weights: speed only) and the embedded model,
+and ends with ``overhead_ratio=X`` (target <= 1.05 on the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import interleaved, machine
+
+import torch
+
+from dreamreel.engine import Dreamer, DreamSettings, Octave
+from dreamreel.models import create_model
+from dreamreel.objectives import layer
+
+
+def bare_steps(model, name, channels, x, n):
+    def run():
+        for _ in range(n):
+            xi = x.detach().requires_grad_(True)
+            value = model(xi, [name])[name].float().sum() / channels
+            torch.autograd.grad(value, xi)
+    return run
+
+
+def dream_steps(dreamer, x, n, size):
+    settings = DreamSettings((Octave(size, n, (0.02, 0.01), (0.5, 0.25)),), jitter=16)
+    return lambda: dreamer.dream(x, settings, generator=torch.Generator().manual_seed(0))
+
+
+def steps_per_second(model_name, layer_name, size, n, weights="random"):
+    spec, model = create_model(model_name, weights)
+    d = Dreamer(model, layer(layer_name).bind(spec))
+    x = torch.rand(1, 3, size, size)
+    t = interleaved({"dream": dream_steps(d, x, n, (size, size))}, repeats=1)["dream"]
+    return n / t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="skip the torchvision models' steps/s")
+    a = ap.parse_args()
+    print(f"machine: {machine()}")
+    if not a.quick:
+        for model_name, layer_name in (("googlenet", "inception4c"), ("inception_v3", "Mixed_6e")):
+            for size in (299, 460):
+                print(f"{model_name}->{layer_name} {size}px (random weights): {steps_per_second(model_name, layer_name, size, 3):.2f} steps/s")
+        print(f"efficientnet_lite0->block10 512px (embedded weights): "
+              f"{steps_per_second('efficientnet_lite0', 'block10', 512, 5, 'default'):.2f} steps/s")
+    spec, model = create_model("efficientnet_lite0", "default")
+    obj = layer("block10").bind(spec)
+    d = Dreamer(model, obj)
+    x = torch.rand(1, 3, a.size, a.size)
+    t = interleaved({
+        "bare": bare_steps(model, "block10", spec.layer_channels["block10"], x, a.steps),
+        "dream": dream_steps(d, x, a.steps, (a.size, a.size)),
+    }, repeats=a.repeats)
+    print(f"{a.steps} steps at {a.size}px, median of {a.repeats}: bare fwd+bwd {t['bare']:.3f} s, dream {t['dream']:.3f} s "
+          f"(dream includes jitter, blur, clamp and one end-of-octave evaluation)")
+    print(f"overhead_ratio={t['dream'] / t['bare']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
