@@ -12,6 +12,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"test media not found at {DATA}: CI must run beside shared/")
         pytest.skip(f"test media not found at {DATA}")
     return DATA
 
