@@ -109,9 +109,10 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
         return image
     h, w = image.shape[-2:]
     radius = max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    # Built on the device: a host-to-device copy from pageable memory could stall the step loop.
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = (k / k.sum()).to(image.device, image.dtype, non_blocking=True)
+    k = k / k.sum()
     out = F.pad(image.reshape(-1, 1, h, w), (radius, radius, radius, radius), mode="reflect")
     out = F.conv2d(out, k.view(1, 1, 1, -1))
     out = F.conv2d(out, k.view(1, 1, -1, 1))
@@ -168,7 +169,7 @@ class Dreamer:
 
     def gradient(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)):
         """Gradient of the objective w.r.t. ``image`` (jittered by ``shift``), its value and the activations."""
-        x = image.detach().requires_grad_(True)
+        x = self._prepare(image.detach()).requires_grad_(True)
         xin = torch.roll(x, shift, dims=(2, 3)) if shift != (0, 0) else x
         with self._autocast():
             acts = self.model(xin, self.layers)
