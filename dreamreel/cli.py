@@ -210,6 +210,10 @@ def build_parser() -> Parser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
+    from .clips import register as register_video
+
+    register_video(sub)
+
     p = sub.add_parser("models", help="list the models")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("layers", help="list a model's dreamable layers")
