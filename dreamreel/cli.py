@@ -210,9 +210,11 @@ def build_parser() -> Parser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
+    from .batch import register as register_batch
     from .clips import register as register_video
 
     register_video(sub)
+    register_batch(sub)
 
     p = sub.add_parser("models", help="list the models")
     p.set_defaults(func=cmd_models)

@@ -392,8 +392,12 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
             checkpoint.save(key, appended, np.concatenate([prev_dream, prev_src], axis=1), records)
         shutil.rmtree(tmpdir, ignore_errors=True)
         if isinstance(exc, KeyboardInterrupt):
-            print(f"dreamreel: interrupted: {output} holds {appended} of {clip.frames} frames; "
-                  f"continue with --resume", file=sys.stderr)
+            if appended:
+                print(f"dreamreel: interrupted: {output} holds {appended} of {clip.frames} frames; "
+                      f"continue with --resume", file=sys.stderr)
+            else:
+                print(f"dreamreel: interrupted before the first frame of {output} was finished; nothing written",
+                      file=sys.stderr)
             exc.reported = True
         elif new > 0 or start > 0:
             print(f"dreamreel: {output} holds the {appended} frames finished before the error; "

@@ -208,9 +208,9 @@ def test_resume_of_a_finished_render_rewrites_nothing(tmp_path, clip, capsys):
 
 
 def test_dry_run_reads_the_clip_but_loads_no_weights(tmp_path, clip, monkeypatch, capsys):
-    import dreamreel.models as models
+    import dreamreel.render as render  # Engine.load's create_model
 
-    monkeypatch.setattr(models, "create_model", lambda *a, **k: pytest.fail("weights were loaded"))
+    monkeypatch.setattr(render, "create_model", lambda *a, **k: pytest.fail("weights were loaded"))
     assert main(["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--size", "96", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "36 frames at 30.02 fps, audio" in out and "96x72" in out and "farneback, blend 0.9" in out
