@@ -1,10 +1,12 @@
 """Dreamt clips: ``dreamreel video`` dreams a real video frame by frame, carrying the dream along the motion.
 
 Each frame k (decoded as a stream at the dream size) starts from its source frame plus the previous
-frame's dream detail (dream minus its source), warped by the optical flow from frame k-1 to frame k and
-weighted by ``blend``, masked where the flow is not trustworthy (occlusions, content entering the frame),
-then gets a few dream steps. The detail therefore moves with the scene instead of being re-invented in
-every frame, which is what flickers. ``--flow none`` dreams every frame on its own.
+frame's dream detail (dream minus its source, the source smoothed as the dream smoothed it), warped by the
+optical flow from frame k-1 to frame k and weighted by ``blend``, masked where the flow is not trustworthy
+(occlusions, content entering the frame), then gets a few small dream steps. The detail therefore moves
+with the scene instead of being re-invented in every frame, which is what flickers. The first frame is
+dreamt several times over, each pass continuing the last, so the dream starts at full strength.
+``--flow none`` dreams every frame on its own.
 
 The quantised (uint8) dream is both what is written and what the next frame continues from, so a
 render resumed from its checkpoint (the last dream and its source frame, side by side in one lossless
@@ -287,11 +289,10 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     checkpoint that ``resume=True`` continues exactly. ``engine``: a loaded ``render.Engine`` to reuse.
     Returns the sidecar's content.
     """
-    import torch
     from tqdm import tqdm
 
     from .encode import kind_for, open_writer
-    from .images import from_uint8, to_uint8
+    from .images import to_uint8
     from .render import Engine, run_dream
     from .schedule import Checkpoint, _finished_render, fingerprint
     from .sidecar import write_sidecar

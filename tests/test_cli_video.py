@@ -258,3 +258,38 @@ def test_bad_video_options_are_one_line_exit_2(extra, words, clip, tmp_path, cap
 def test_an_image_given_as_the_video_says_so(tmp_path, data_dir, capsys):
     assert main(["video", str(data_dir / "coffee.png"), "-o", str(tmp_path / "o.mp4"), *FAST]) == 2
     assert "still image, not a video" in capsys.readouterr().err
+
+
+def test_raft_without_its_weights_is_one_line_before_anything_runs(tmp_path, clip, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--flow", "raft", *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "raft_small" in err[0] and "farneback" in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path, clip, monkeypatch, capsys):
+    import dreamreel.video as video
+    from dreamreel.video import VideoError
+
+    real = video.iter_frames
+
+    def damaged(*a, **k):
+        frames = real(*a, **k)
+
+        def gen():
+            for i, f in enumerate(frames):
+                if i == 3:
+                    raise VideoError(f"cannot read video '{clip}': decoding stopped early (corrupt packet)")
+                yield f
+
+        return gen()
+
+    monkeypatch.setattr(video, "iter_frames", damaged)
+    out = tmp_path / "v.gif"
+    assert main(["video", str(clip), "-o", str(out), *FAST]) == 0
+    assert iio.imread(out, index=None).shape[0] == 3
+    assert "decoding stopped early" in capsys.readouterr().err
+    assert "decoding stopped early" in json.loads((tmp_path / "v.json").read_text())["stopped_early"]
