@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)  # tiny images gain nothing from threads; subprocess tests then do not fight over cores
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
