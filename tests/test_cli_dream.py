@@ -121,3 +121,17 @@ def test_models_and_layers_list_what_a_user_can_pick(capsys):
     assert code == 0 and "efficientnet_lite0" in out and "inception_v3" in out
     code, out, _ = run(["layers", "--model", "inception_v3"], capsys)
     assert code == 0 and "Mixed_6e" in out and "768" in out
+
+
+def test_published_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from dreamreel.images import save_image
+
+    old = os.umask(0o022)
+    try:
+        save_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.png").stat().st_mode) == 0o644
