@@ -212,9 +212,11 @@ def build_parser() -> Parser:
 
     from .batch import register as register_batch
     from .clips import register as register_video
+    from .reproduce import add_parser as register_reproduce
 
     register_video(sub)
     register_batch(sub)
+    register_reproduce(sub)
 
     p = sub.add_parser("models", help="list the models")
     p.set_defaults(func=cmd_models)

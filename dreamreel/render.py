@@ -157,11 +157,11 @@ def dream_report(engine: Engine, settings: DreamSettings, result: DreamResult, s
     return data
 
 
-def start_image(image: torch.Tensor | None, size: Size, seed: int) -> torch.Tensor:
-    """The first frame: the input image, or the article's noise at ``size`` (seeded)."""
+def first_frame(image: torch.Tensor | None, settings: DreamSettings, seed: int) -> torch.Tensor:
+    """The input image, or the article's noise (seeded) made at the first octave's size, as the article starts."""
     if image is not None:
         return image
-    return noise_image(size, torch.Generator().manual_seed(seed))
+    return noise_image(settings.octaves[0].size, torch.Generator().manual_seed(seed))
 
 
 def dream_still(
@@ -178,7 +178,7 @@ def dream_still(
     settings = plan.settings(size)
     engine = Engine.load(plan)
     t0 = time.perf_counter()
-    first = start_image(image, size, plan.seed)
+    first = first_frame(image, settings, plan.seed)
     for r in recorders:
         r.begin(first, settings, engine)
     result = run_dream(engine, first, settings, seed=plan.seed, callbacks=[r.on_step for r in recorders],

@@ -239,7 +239,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones."""
     from .encode import open_writer
     from .objectives import build_objective
-    from .render import Engine, dream_report, load_source, run_dream, start_image
+    from .render import Engine, first_frame, load_source, run_dream
     from .sidecar import write_sidecar
     from tqdm import tqdm
 
@@ -278,7 +278,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 engine.dreamer = _dreamer_for(engine, plan, values, dreamers)
                 if k == 0:
                     settings = first_settings
-                    x = start_image(image, size, plan.seed)
+                    x = first_frame(image, settings, plan.seed)
                     x = x.to(engine.device)
                     motion = Motion()
                 else:

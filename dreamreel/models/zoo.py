@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -83,7 +85,9 @@ def _torchvision_default(weights_enum, model_name: str):
         if cached.is_file():
             return torch.load(cached, map_location="cpu", weights_only=True)
         try:
-            return weights_enum.get_state_dict(progress=True, check_hash=True)
+            # torch prints "Downloading: ..." before it fails offline; keep the user's stderr to our one line
+            with contextlib.redirect_stderr(io.StringIO()):
+                return weights_enum.get_state_dict(progress=False, check_hash=True)
         except Exception as exc:  # URLError, HTTPError, OSError, hash mismatch: all mean "not available here"
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             raise DreamError(
