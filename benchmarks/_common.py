@@ -12,15 +12,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def interleaved(fns: dict, repeats: int = 5) -> dict[str, float]:
-    """Median seconds of each callable, run round-robin so machine noise hits them alike."""
+def interleaved(fns: dict, repeats: int = 5, stat=statistics.median) -> dict[str, float]:
+    """Seconds of each callable (median by default, or ``stat=min``), run round-robin so machine noise hits them alike.
+
+    One untimed warm-up round first, and the order flips every round, so no callable always runs first.
+    """
+    for fn in fns.values():
+        fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    order = list(fns.items())
+    for r in range(repeats):
+        for name, fn in (order if r % 2 == 0 else order[::-1]):
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
 def machine() -> str:

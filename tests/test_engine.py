@@ -90,3 +90,18 @@ def test_class_target_probability_is_reported_before_and_after(lite0, coffee):
     r = d.dream(coffee, settings)
     start, end = r.target_probability
     assert end > start
+
+
+@pytest.mark.parametrize("sigma", [0.4, 1.0, 2.4])
+def test_both_blur_paths_match_a_reference_gaussian(sigma):
+    import math
+
+    import torch.nn.functional as F
+
+    x = torch.rand(1, 3, 30, 34, generator=torch.Generator().manual_seed(2))
+    r = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k2 = (k[:, None] * k[None, :]) / k.sum() ** 2
+    ref = F.conv2d(F.pad(x, (r, r, r, r), mode="reflect").reshape(3, 1, 30 + 2 * r, 34 + 2 * r), k2[None, None])
+    assert torch.allclose(gaussian_blur(x, sigma), ref.reshape(1, 3, 30, 34), atol=1e-5)
