@@ -93,17 +93,12 @@ def _positive(kind):
 
 
 def cmd_zoom(args) -> int:
-    from .encode import kind_for
     from .options import parse_octaves
     from .recorders import ProgressRecorder, recording
-    from .render import check_outputs, load_source, parse_source
+    from .render import check_outputs, check_video_output, load_source, parse_source
     from .schedule import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
 
-    output = Path(args.output)
-    try:
-        kind_for(output)
-    except ValueError as exc:
-        raise DreamError(f"cannot write {str(output)!r}: {exc}") from None
+    output = check_video_output(Path(args.output))
     source = parse_source(args.input)
     progress = Path(args.progress) if args.progress else None
     check_outputs([source.path], [output, progress])

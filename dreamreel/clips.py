@@ -294,7 +294,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     from .encode import kind_for, open_writer
     from .images import to_uint8
     from .render import Engine, run_dream
-    from .schedule import Checkpoint, _finished_render, fingerprint
+    from .schedule import Checkpoint, fingerprint
     from .sidecar import write_sidecar
     from .video import VideoError, iter_frames, warp
 
@@ -310,18 +310,13 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                        "size": size, "flow": job.flow, "blend": job.blend, "start": job.start, "end": job.end,
                        "every": job.every, "warmup": warmup, "command": "video"})
     checkpoint = Checkpoint(output)
-    start, records, prev_dream, prev_src = 0, [], None, None
-    if resume and checkpoint.exists():
-        start, last, records, _ = checkpoint.load(key)
+    start, last, records, finished = checkpoint.begin(resume, output, key)
+    if finished is not None:
+        return finished
+    prev_dream, prev_src = None, None
+    if last is not None:  # the checkpoint holds the last dream and its source side by side
         w = last.shape[1] // 2
         prev_dream, prev_src = last[:, :w], last[:, w:]
-    elif resume and output.exists():
-        done = _finished_render(output, key)
-        if done is not None:
-            print(f"dreamreel: {output} is already complete ({done.get('frames')} frames); nothing to resume", file=sys.stderr)
-            return done
-        raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
-                         "drop --resume to render it again")
     engine = engine or Engine.load(plan)
     tmpdir = Path(tempfile.mkdtemp(prefix="dreamreel-audio-"))
     audio = None
@@ -454,14 +449,9 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
 
 def cmd_video(args) -> int:
     from .cli import _plan_from_args, _print_plan
-    from .encode import kind_for
-    from .render import check_outputs
+    from .render import check_outputs, check_video_output
 
-    output = Path(args.output)
-    try:
-        kind_for(output)
-    except ValueError as exc:
-        raise DreamError(f"cannot write {str(output)!r}: {exc}") from None
+    output = check_video_output(Path(args.output))
     source = Path(args.input)
     check_outputs([source], [output])
     job = job_from_args(args)

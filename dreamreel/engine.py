@@ -214,6 +214,7 @@ class Dreamer:
         records: list[tuple[Size, int, torch.Tensor, torch.Tensor]] = []
         prob_start = prob_end = None
         done = 0
+        base = x  # each octave's starting image: the dreamt detail is measured against it
         for o_index, octave in enumerate(settings.octaves):
             if o_index > 0:
                 if settings.carry == "detail":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -70,6 +70,17 @@ def check_outputs(inputs: Sequence[Path | None], outputs: Sequence[Path | None])
         if r in seen:
             raise DreamError(f"two outputs share the path {str(out)!r}")
         seen[r] = out
+
+
+def check_video_output(path: Path) -> Path:
+    """An output the encoders can write (.mp4, .gif or a folder), else a one-line DreamError."""
+    from .encode import kind_for
+
+    try:
+        kind_for(path)
+    except ValueError as exc:
+        raise DreamError(f"cannot write {str(path)!r}: {exc}") from None
+    return path
 
 
 def check_still_output(path: Path) -> None:

@@ -12,7 +12,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,20 @@ class Checkpoint:
             )
         return state["frames_done"], iio.imread(self.dir / "last.png"), state["records"], state
 
+    def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:
+        """Where a render starts: (frames done, last frame, records, None), or the finished render's sidecar as the last item."""
+        if resume and self.exists():
+            start, last, records, _ = self.load(key)
+            return start, last, records, None
+        if resume and output.exists():
+            done = _finished_render(output, key)
+            if done is not None:
+                print(f"dreamreel: {output} is already complete ({done.get('frames')} frames); nothing to resume", file=sys.stderr)
+                return 0, None, [], done
+            raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
+                             "drop --resume to render it again")
+        return 0, None, [], None
+
     def remove(self) -> None:
         for p in (self.dir / "state.json", self.dir / "last.png"):
             p.unlink(missing_ok=True)
@@ -238,7 +252,6 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 progress_recorder=None) -> dict:
     """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones."""
     from .encode import open_writer
-    from .objectives import build_objective
     from .render import Engine, first_frame, load_source, run_dream
     from .sidecar import write_sidecar
     from tqdm import tqdm
@@ -252,17 +265,10 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                        "first": str(first_settings), "each": str(frame_settings),
                        "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
     checkpoint = Checkpoint(output)
-    start, records, prev = 0, [], None
-    if resume and checkpoint.exists():
-        start, last, records, _ = checkpoint.load(key)
-        prev = from_uint8(last)
-    elif resume and output.exists():
-        done = _finished_render(output, key)
-        if done is not None:
-            print(f"dreamreel: {output} is already complete ({job.frames} frames); nothing to resume", file=sys.stderr)
-            return done
-        raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
-                         "drop --resume to render it again")
+    start, last, records, finished = checkpoint.begin(resume, output, key)
+    if finished is not None:
+        return finished
+    prev = from_uint8(last) if last is not None else None
     engine = Engine.load(plan)
     dreamers = {}
     appended = start
@@ -308,10 +314,8 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 bar.update(1)
     except KeyboardInterrupt as exc:
         bar.close()
-        if last_frame is not None and appended > start:
+        if last_frame is not None and appended > start:  # else the old checkpoint still holds
             checkpoint.save(key, appended, last_frame, records)
-        elif prev is not None and start > 0:
-            pass  # nothing new finished: the old checkpoint still holds
         print(f"dreamreel: interrupted: {output} holds {appended} of {job.frames} frames; "
               f"continue with --resume", file=sys.stderr)
         exc.reported = True

@@ -1,7 +1,5 @@
 import csv
 import math
-import re
-from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
