@@ -428,7 +428,7 @@ def _open_sink(kind: str, target: Path, shape: tuple[int, int], fps: float, crf:
                start: int = 0):
     """Encoder for one output; ``target`` is the temp file/folder.  Tests replace this."""
     if kind == "mp4":
-        args = ["-an", "-c:v", "libx264", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+        args = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
                 "-movflags", "+faststart"]
         return _FfmpegPipe(target, shape, fps, args, "encode the MP4")
     if kind == "gif":
