@@ -12,6 +12,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from mediautil import write_clip
+
 from dreamreel.cli import main
 from dreamreel.encode import read_frames
 from dreamreel.video import probe_video
@@ -36,17 +38,6 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def clip(data_dir):
     return data_dir / "realshort.mp4"
-
-
-def write_clip(path, frames, fps=10, **kwargs):
-    h, w = frames[0].shape[:2]
-    kwargs.setdefault("macro_block_size", 1)
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, **kwargs)
-    writer.send(None)
-    for f in frames:
-        writer.send(np.ascontiguousarray(f))
-    writer.close()
-    return path
 
 
 def moving_frames(n, h, w, step=2):

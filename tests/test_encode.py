@@ -21,7 +21,7 @@ from PIL import Image, ImageSequence
 from dreamreel import encode
 from dreamreel.encode import kind_for, mux_audio, open_writer, read_frames
 
-REALSHORT = Path("/work/shared/data/realshort.mp4")
+REALSHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "realshort.mp4"
 needs_realshort = pytest.mark.skipif(not REALSHORT.is_file(), reason="needs shared test media")
 
 

@@ -10,6 +10,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from mediautil import write_clip
+
 from dreamreel.video import (
     ClipFlow,
     VideoError,
@@ -25,20 +27,9 @@ from dreamreel.video import (
     warp,
 )
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REALSHORT = DATA / "realshort.mp4"
-needs_realshort = pytest.mark.skipif(not REALSHORT.is_file(), reason="needs /work/shared/data/realshort.mp4")
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 10, **kwargs) -> Path:
-    h, w = frames[0].shape[:2]
-    kwargs.setdefault("macro_block_size", 1)
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, **kwargs)
-    writer.send(None)
-    for f in frames:
-        writer.send(np.ascontiguousarray(f))
-    writer.close()
-    return path
+needs_realshort = pytest.mark.skipif(not REALSHORT.is_file(), reason="needs ../shared/data/realshort.mp4")
 
 
 def texture(h: int, w: int, margin: int = 20, seed: int = 0) -> np.ndarray:
