@@ -94,14 +94,15 @@ def _positive(kind):
 
 def cmd_zoom(args) -> int:
     from .options import parse_octaves
-    from .recorders import ProgressRecorder, recording
+    from .recorders import FrameOverlay, ProgressRecorder, recording
     from .render import check_outputs, check_video_output, load_source, parse_source
     from .schedule import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
 
     output = check_video_output(Path(args.output))
     source = parse_source(args.input)
     progress = Path(args.progress) if args.progress else None
-    check_outputs([source.path], [output, progress])
+    overlay = check_video_output(Path(args.overlay)) if args.overlay else None
+    check_outputs([source.path], [output, progress, overlay])
     plan, preset = _plan_from_args(args, defaults={"octaves": 1, "steps": [3]})
     frames = _zoom_value(args, preset, "frames", _positive(int))
     fps = _zoom_value(args, preset, "fps", _positive(float))
@@ -128,9 +129,11 @@ def cmd_zoom(args) -> int:
         return 0
     recorder = ProgressRecorder(progress, every=args.progress_every, fps=args.video_fps,
                                 caption=not args.no_caption) if progress else None
-    with recording([recorder] if recorder else []):
+    overlays = [FrameOverlay(overlay, fps=fps, feature=args.overlay_feature, caption=not args.no_caption,
+                             append=args.resume)] if overlay else []
+    with recording(([recorder] if recorder else []) + overlays):
         data = render_zoom(plan, source, output, job, resume=args.resume, show_progress=not args.quiet,
-                           progress_recorder=recorder)
+                           progress_recorder=recorder, frame_recorders=overlays)
     print(f"wrote {output}: {frames} frames at {fps:g} fps ({data['seconds']:.1f} s)", file=sys.stderr)
     return 0
 
@@ -166,7 +169,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from .options import add_dream_arguments
+    from .options import add_dream_arguments, add_frame_overlay_arguments
 
     parser = Parser(prog="dreamreel", description="Deep-dream stills, zoom videos, progress and activation animations.")
     parser.add_argument("--version", action="version", version=f"dreamreel {__version__}")
@@ -202,6 +205,7 @@ def build_parser() -> Parser:
     g.add_argument("--progress-every", type=int, default=1, metavar="K", help="record every K-th step [default: 1]")
     g.add_argument("--video-fps", type=float, default=12.0, metavar="F", help="frame rate of the progress animation [default: 12]")
     g.add_argument("--no-caption", action="store_true", help="no octave/step caption on recorded frames")
+    add_frame_overlay_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 

@@ -282,7 +282,7 @@ def _fingerprint_source(path: Path) -> dict:
 
 
 def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume: bool = False,
-                 show_progress: bool = True, engine=None, clip: ClipPlan | None = None) -> dict:
+                 show_progress: bool = True, engine=None, clip: ClipPlan | None = None, frame_recorders=()) -> dict:
     """Dream ``input_path`` frame by frame into ``output`` (.mp4 with the source's audio, .gif, or a PNG folder).
 
     Frames stream out as they finish; Ctrl-C (or any error) keeps the finished ones as a playable file plus a
@@ -358,10 +358,13 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                                    seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
                 detail = dream_detail(to_uint8(result.image), src, settings)
             result = run_dream(engine, start_image(src, detail, job.blend, mask).to(engine.device), settings,
-                               seed=plan.seed * 1_000_003 + k, desc=f"frame {k + 1}", show_progress=False)
+                               seed=plan.seed * 1_000_003 + k, desc=f"frame {k + 1}", show_progress=False,
+                               callbacks=[r.on_step for r in frame_recorders])
             frame = to_uint8(result.image)  # the quantised frame is both what is written and what the next continues
             t2 = time.perf_counter()
             writer.append(frame)
+            for r in frame_recorders:
+                r.frame_done(frame, k)
             appended, prev_dream, prev_src = k + 1, frame, src
             flow_seconds += t1 - t0
             dream_seconds += t2 - t1
@@ -453,7 +456,8 @@ def cmd_video(args) -> int:
 
     output = check_video_output(Path(args.output))
     source = Path(args.input)
-    check_outputs([source], [output])
+    overlay = check_video_output(Path(args.overlay)) if args.overlay else None
+    check_outputs([source], [output, overlay])
     job = job_from_args(args)
     plan, _ = _plan_from_args(args, defaults=video_defaults(job.flow))
     raft = check_flow_method(job.flow)
@@ -471,7 +475,12 @@ def cmd_video(args) -> int:
         print("each frame:")
         _print_plan(plan, settings)
         return 0
-    data = render_video(plan, source, output, job, resume=args.resume, show_progress=not args.quiet, clip=clip)
+    from .recorders import FrameOverlay, recording
+
+    recs = [FrameOverlay(overlay, fps=clip.fps, feature=args.overlay_feature, append=args.resume)] if overlay else []
+    with recording(recs):
+        data = render_video(plan, source, output, job, resume=args.resume, show_progress=not args.quiet, clip=clip,
+                            frame_recorders=recs)
     audio = ", audio kept" if data["audio"] else ""
     print(f"wrote {output}: {data['frames']} frames at {data['fps']:.4g} fps{audio} ({data['seconds']:.1f} s)", file=sys.stderr)
     return 0
@@ -479,7 +488,7 @@ def cmd_video(args) -> int:
 
 def register(sub) -> argparse.ArgumentParser:
     """Add the ``video`` subcommand to the CLI's subparsers."""
-    from .options import add_dream_arguments
+    from .options import add_dream_arguments, add_frame_overlay_arguments
 
     p = sub.add_parser("video", help="dream a video clip, coherently along its motion", description=(
         "Dream a clip frame by frame. Each frame starts from its source frame plus the previous frame's dream "
@@ -495,6 +504,7 @@ def register(sub) -> argparse.ArgumentParser:
     add_video_options(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
     add_dream_arguments(p)
+    add_frame_overlay_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
     return p

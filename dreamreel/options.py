@@ -152,6 +152,13 @@ def add_dream_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dry-run", action="store_true", help="resolve and validate everything, print the plan, compute nothing")
 
 
+def add_frame_overlay_arguments(parser: argparse.ArgumentParser) -> None:
+    """--overlay for zoom and video: one heatmap frame per output frame."""
+    g = parser.add_argument_group("overlay")
+    g.add_argument("--overlay", metavar="FILE", help="heatmap of the dreamt layer over each output frame (.mp4, .gif or folder/)")
+    g.add_argument("--overlay-feature", type=int, default=None, metavar="F", help="overlay one feature instead of the mean over features")
+
+
 def parse_value(key: str, value: Any, where: str) -> Any:
     """Parse one option value from a flag string or a preset value; errors name ``where``."""
     o = OPTION_KEYS[key]

@@ -222,6 +222,46 @@ class ActivationRecorder:
                 writer.append(draw.overlay_frame(frame.numpy(), heat, value_range=(lo, hi), caption=self._caption(t, name)))
 
 
+class FrameOverlay:
+    """Zoom and video: one heatmap overlay per output frame (the layer's map at that frame's last step), streamed.
+
+    Each frame is normalised on its own: a render's range is not known until it ends, and frames stream out.
+    """
+
+    def __init__(self, path: Path, *, fps: float, feature: int | None = None, caption: bool = True, append: bool = False):
+        self.path, self.fps, self.feature, self.caption, self.append = Path(path), fps, feature, caption, append
+        self.outputs = [self.path]
+        self.writer = None
+        self._heat: torch.Tensor | None = None
+        self._layer = ""
+
+    def __enter__(self):
+        from .encode import open_writer
+
+        self.writer = open_writer(self.path, fps=self.fps, append=self.append).__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.writer.__exit__(*exc)
+
+    def on_step(self, step: Step) -> None:
+        if step.step + 1 != step.steps or step.octave + 1 != step.n_octaves:
+            return
+        name = next((k for k in sorted(step.activations) if k != "logits"), None)
+        if name is None:
+            raise DreamError("--overlay needs a layer objective (a class target alone has no map)")
+        a = step.activations[name].float()[0]
+        if self.feature is not None and not 0 <= self.feature < a.shape[0]:
+            raise DreamError(f"--overlay-feature {self.feature} is out of range for {name} ({a.shape[0]} features)")
+        self._heat = a[self.feature] if self.feature is not None else a.mean(0)
+        self._layer = name + (f":{self.feature}" if self.feature is not None else "")
+
+    def frame_done(self, frame: np.ndarray, index: int) -> None:
+        """Called with each finished output frame, after its dream."""
+        caption = f"frame {index + 1} · {self._layer}" if self.caption else ""
+        self.writer.append(draw.overlay_frame(frame, self._heat.cpu().numpy(), caption=caption))
+
+
 def summarize(means: dict[str, np.ndarray], objective: np.ndarray, octaves: Sequence[int],
               target: np.ndarray | None = None) -> dict:
     """Per layer, how many features rose by more than 10%; how jumpy the objective was within octaves."""

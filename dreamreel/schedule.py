@@ -249,8 +249,11 @@ class ZoomJob:
 
 
 def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = False, show_progress: bool = True,
-                progress_recorder=None) -> dict:
-    """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones."""
+                progress_recorder=None, frame_recorders=()) -> dict:
+    """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones.
+
+    ``frame_recorders`` (e.g. recorders.FrameOverlay) see every step and each finished frame.
+    """
     from .encode import open_writer
     from .render import Engine, first_frame, load_source, run_dream
     from .sidecar import write_sidecar
@@ -292,7 +295,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                     settings = frame_settings if steps == job.steps else plan.settings(size, octaves=job.octaves, steps=steps)
                     motion = job.timeline.motion_at(k)
                     x = motion.apply(prev.to(engine.device))
-                callbacks = []
+                callbacks = [r.on_step for r in frame_recorders]
                 if k == 0 and progress_recorder is not None:
                     progress_recorder.begin(x, settings, engine)
                     callbacks.append(progress_recorder.on_step)
@@ -303,6 +306,8 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 dt = time.perf_counter() - t0
                 dream_seconds += dt
                 writer.append(frame)
+                for r in frame_recorders:
+                    r.frame_done(frame, k)
                 appended, last_frame, prev = k + 1, frame, from_uint8(frame)
                 records.append({"frame": k, "zoom": motion.zoom, "rotate": motion.rotate, "shift": list(motion.shift),
                                 "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],

@@ -284,3 +284,12 @@ def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path,
     assert iio.imread(out, index=None).shape[0] == 3
     assert "decoding stopped early" in capsys.readouterr().err
     assert "decoding stopped early" in json.loads((tmp_path / "v.json").read_text())["stopped_early"]
+
+
+def test_video_overlay_has_one_heatmap_frame_per_dreamt_frame(tmp_path, clip):
+    code = main(["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--size", "64", "--steps", "1", "--end", "0.2",
+                 "--overlay", str(tmp_path / "o/"), "-q"])
+    assert code == 0
+    n = len(list(read_frames(tmp_path / "v.mp4")))
+    assert n == 7  # frames with timestamps below 0.2 s at 30.02 fps: 0..6
+    assert len(sorted((tmp_path / "o").glob("frame_*.png"))) == n

@@ -93,3 +93,24 @@ def test_zoom_rejects_a_bad_output_type_and_a_bad_timeline(tmp_path, data_dir, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "does not exist" in err[1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zoom_overlay_has_one_heatmap_frame_per_output_frame(tmp_path, data_dir):
+    code = main(["zoom", str(data_dir / "coffee.png"), "-o", str(tmp_path / "z.mp4"), "--frames", "4", "--size", "96",
+                 "--octaves", "1", "--first-octaves", "1", "--steps", "1", "--overlay", str(tmp_path / "o.gif"), "-q"])
+    assert code == 0
+    overlay = list(read_frames(tmp_path / "o.gif"))
+    frames = list(read_frames(tmp_path / "z.mp4"))
+    assert len(overlay) == len(frames) == 4
+    assert overlay[0].shape[1] == 96 and overlay[0].shape[0] > 64  # the frame plus its caption strip
+    # the heatmap tints the frame: the overlay is not the plain frame
+    assert np.abs(overlay[1][:64].astype(float) - frames[1][:64]).mean() > 10
+
+
+def test_zoom_overlay_feature_out_of_range_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    code = main(["zoom", "noise", "-o", str(tmp_path / "z.gif"), "--frames", "2", "--size", "64", "--octaves", "1",
+                 "--first-octaves", "1", "--steps", "1", "--overlay", str(tmp_path / "o.gif"), "--overlay-feature", "999", "-q"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of range for block10" in err[0]
+    assert list(tmp_path.iterdir()) == []
