@@ -227,18 +227,10 @@ class Runner:
         return {"status": "done", "reason": None, "seconds": round(time.perf_counter() - t0, 3)}
 
     def _still(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .images import save_image
-        from .render import Source, dream_report, load_source, run_dream
-        from .sidecar import write_sidecar
+        from .render import Source, dream_still
 
-        plan, engine = self.still_plan, self.still_engine
-        image, size = load_source(Source(src), plan)
-        settings = plan.settings(size)
-        t0 = time.perf_counter()
-        result = run_dream(engine, image, settings, seed=plan.seed, desc=src.name, show_progress=show_progress)
-        seconds = time.perf_counter() - t0
-        save_image(out, result.image)
-        write_sidecar(out, dream_report(engine, settings, result, seconds, input=str(src), output=str(out)))
+        dream_still(self.still_plan, Source(src), out, show_progress=show_progress, engine=self.still_engine,
+                    desc=src.name)
 
     def _clip(self, src: Path, out: Path, show_progress: bool) -> None:
         from .clips import render_video

@@ -64,6 +64,7 @@ class ProgressRecorder:
         self.outputs = [self.path]
         self._pending: deque[tuple[HostFrame, str]] = deque()
         self.writer = None
+        self.appended = 0
 
     def __enter__(self):
         from .encode import open_writer
@@ -96,10 +97,11 @@ class ProgressRecorder:
             frame, text = self._pending.popleft()
             image = frame.numpy()
             self.writer.append(draw.caption_bar(image, text) if self.caption else draw.fit_even(image))
+            self.appended += 1
 
     def finish(self, result: DreamResult) -> dict:
         self._flush(wait=True)
-        return {"progress": {"path": str(self.path), "frames": self.writer.frames_written + len(self._pending)}}
+        return {"progress": {"path": str(self.path), "frames": self.appended}}
 
 
 class ActivationRecorder:

@@ -50,8 +50,6 @@ def parse_source(text: str) -> Source:
 def load_source(source: Source, plan: DreamPlan) -> tuple[torch.Tensor | None, Size]:
     """The input tensor (None for noise: made once the output size is known) and the output size."""
     if source.path is None:
-        if source.noise_size and plan.size is None and not isinstance(plan.octaves, list):
-            return None, source.noise_size
         return None, plan.output_size(source.noise_size)
     image = load_image(source.path)
     return image, plan.output_size((image.shape[-1], image.shape[-2]))
@@ -93,6 +91,16 @@ def check_still_output(path: Path) -> None:
         raise DreamError(f"output {str(path)!r} is a folder")
 
 
+def open_device(name: str) -> torch.device:
+    """``--device`` resolved and checked usable here, else a one-line DreamError."""
+    device = pick_device(name)
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise DreamError(f"device {name!r} is not usable here ({str(exc).splitlines()[0]})", "use --device cpu") from None
+    return device
+
+
 @dataclass
 class Engine:
     """A loaded model with its bound objective and a ``Dreamer``; made once per render."""
@@ -105,11 +113,7 @@ class Engine:
 
     @classmethod
     def load(cls, plan: DreamPlan) -> "Engine":
-        device = pick_device(plan.device)
-        try:
-            torch.empty(1, device=device)
-        except (RuntimeError, AssertionError) as exc:
-            raise DreamError(f"device {plan.device!r} is not usable here ({str(exc).splitlines()[0]})", "use --device cpu") from None
+        device = open_device(plan.device)
         spec, model = create_model(plan.model, plan.weights, device)
         objective = plan.objective()
         return cls(plan, Dreamer(model, objective, device), device, spec, objective)
@@ -183,17 +187,22 @@ def dream_still(
     recorders: Sequence = (),
     show_progress: bool = True,
     sidecar_extra: dict | None = None,
+    engine: Engine | None = None,
+    desc: str = "dream",
 ) -> dict:
-    """Dream a still into ``output`` (atomically) and its sidecar; returns the sidecar's content."""
+    """Dream a still into ``output`` (atomically) and its sidecar; returns the sidecar's content.
+
+    ``engine``: a loaded model to reuse (batch); by default one is loaded for ``plan``.
+    """
     image, size = load_source(source, plan)
     settings = plan.settings(size)
-    engine = Engine.load(plan)
+    engine = engine or Engine.load(plan)
     t0 = time.perf_counter()
     first = first_frame(image, settings, plan.seed)
     for r in recorders:
         r.begin(first, settings, engine)
     result = run_dream(engine, first, settings, seed=plan.seed, callbacks=[r.on_step for r in recorders],
-                       show_progress=show_progress)
+                       desc=desc, show_progress=show_progress)
     seconds = time.perf_counter() - t0
     save_image(output, result.image)
     data = dream_report(engine, settings, result, seconds, input=source.label, output=str(output), **(sidecar_extra or {}))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .engine import Dreamer, DreamResult, noise_image, pick_device, resize
+from .engine import Dreamer, DreamResult, noise_image, resize
 from .errors import DreamError
 from .images import atomic_path, load_image, save_image, to_uint8
 from .models import create_model, get_spec
@@ -33,7 +33,7 @@ from .objectives import parse_layer_spec
 from .options import OPTIONS, DreamPlan, resolve_plan
 from .presets import available, load_preset
 from .recorders import ActivationRecorder
-from .render import Engine
+from .render import Engine, open_device
 
 FAMILIES = {"efficientnet_lite0": "lite0-", "inception_v3": "article-", "googlenet": "article-"}
 MOTION_KEYS = {"frames", "zoom", "rotate", "shift", "first_octaves"}  # zoom presets: not stills
@@ -177,12 +177,8 @@ class Runner:
     def __init__(self, model: str, photo: torch.Tensor, *, scale: float, steps: int | None, device: str, seed: int,
                  weights: str = "default"):
         self.spec = get_spec(model)
-        self.device = pick_device(device)
+        self.device = open_device(device)
         self.device_name = device
-        try:
-            torch.empty(1, device=self.device)
-        except (RuntimeError, AssertionError) as exc:
-            raise DreamError(f"device {device!r} is not usable here ({str(exc).splitlines()[0]})", "use --device cpu") from None
         _, self.model = create_model(model, weights, self.device)  # missing weights are one DreamError line
         self.photo = square_crop(photo)
         self.scale, self.steps, self.seed = scale, steps, seed

@@ -262,8 +262,8 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     image, size = load_source(source, plan)
     first_settings = plan.settings(size, octaves=job.first_octaves)
     frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
-    for k in range(job.frames):  # validate every keyframe's layer/target before any compute
-        _objective_for(plan, job.timeline.at(k))
+    for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each before any compute
+        _objective_for(plan, job.timeline.at(key))
     key = fingerprint({"plan": plan.to_json(), "input": source.label, "frames": job.frames,
                        "first": str(first_settings), "each": str(frame_settings),
                        "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
@@ -285,6 +285,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
             for k in range(start, job.frames):
                 values = job.timeline.at(k)
                 engine.dreamer = _dreamer_for(engine, plan, values, dreamers)
+                engine.objective = engine.dreamer.objective
                 if k == 0:
                     settings = first_settings
                     x = first_frame(image, settings, plan.seed)
@@ -376,7 +377,5 @@ def _dreamer_for(engine, plan, values, cache: dict):
 
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
-        objective = _objective_for(plan, values)
-        cache[key] = Dreamer(engine.dreamer.model, objective, engine.device)
-        engine.objective = objective
+        cache[key] = Dreamer(engine.dreamer.model, _objective_for(plan, values), engine.device)
     return cache[key]
