@@ -14,7 +14,7 @@ import torch
 
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.models import create_model
-from dreamreel.objectives import layer
+from dreamreel.engine.objectives import layer
 
 
 def bare_steps(model, name, channels, x, n):

@@ -52,12 +52,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     import imageio.v3 as iio
 
-    from dreamreel.cli import _plan_from_args, build_parser
-    from dreamreel.clips import carry_flow, job_from_args, plan_clip, render_video, video_defaults
-    from dreamreel.encode import read_frames
-    from dreamreel.images import from_uint8
-    from dreamreel.render import Engine, run_dream
-    from dreamreel.video import clip_flow, iter_frames, temporal_inconsistency
+    from dreamreel.cli.commands import _plan_from_args, build_parser
+    from dreamreel.render.clip import carry_flow, job_from_args, plan_clip, render_video, video_defaults
+    from dreamreel.io.writer import read_frames
+    from dreamreel.io.images import from_uint8
+    from dreamreel.render.still import Engine, run_dream
+    from dreamreel.render.flow import clip_flow, iter_frames, temporal_inconsistency
 
     clip = Path(a.clip)
     if not clip.is_file():

@@ -12,11 +12,11 @@ from _common import interleaved, machine
 import numpy as np
 import torch
 
-from dreamreel import draw
+from dreamreel.render import draw
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.models import create_model
-from dreamreel.objectives import layer
-from dreamreel.recorders import ActivationRecorder
+from dreamreel.engine.objectives import layer
+from dreamreel.render.recorders import ActivationRecorder
 
 
 def main():

@@ -18,7 +18,7 @@ from _common import DATA, machine
 
 CHILD = """
 import resource, sys
-from dreamreel.cli import main
+from dreamreel.cli.commands import main
 code = main(sys.argv[1:])
 print("maxrss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 sys.exit(code)
@@ -44,7 +44,7 @@ def main():
     ap.add_argument("--frames", type=int, default=48)
     a = ap.parse_args()
     print(f"machine: {machine()}")
-    from dreamreel.cli import main as cli
+    from dreamreel.cli.commands import main as cli
 
     with tempfile.TemporaryDirectory() as tmp:
         small = peak_rss_kb(zoom(Path(tmp) / "m30.mp4", 30, 96, 1))

@@ -48,8 +48,8 @@ class Item:
 
 def media_kind(path: Path) -> str | None:
     """"video" (by suffix, or an animated GIF), "image" (a still suffix or a still GIF), or None."""
-    from .images import STILL_SUFFIXES
-    from .video import is_video_path
+    from .io.images import STILL_SUFFIXES
+    from .render.flow import is_video_path
 
     if is_video_path(path):
         return "video"
@@ -164,7 +164,7 @@ class Manifest:
     def write(self) -> None:
         """Rewrite the manifest atomically; one that already says the same (a --resume with nothing left to do)
         is left alone, so such a run touches no file at all."""
-        from .images import atomic_path
+        from .io.images import atomic_path
 
         data = {"command": "batch", "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts(),
                 "seconds": round(time.perf_counter() - self.t0, 3), "options": self.options, "notes": self.notes,
@@ -194,9 +194,9 @@ class Runner:
     """One worker's model (loaded once) and the plans for stills and clips; dreams one item at a time."""
 
     def __init__(self, options: dict):
-        from .cli import _plan_from_args
-        from .clips import job_from_args, video_defaults
-        from .render import Engine
+        from .cli.commands import _plan_from_args
+        from .render.clip import job_from_args, video_defaults
+        from .render.still import Engine
 
         args = argparse.Namespace(**options)
         self.job = job_from_args(args)
@@ -227,14 +227,14 @@ class Runner:
         return {"status": "done", "reason": None, "seconds": round(time.perf_counter() - t0, 3)}
 
     def _still(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .render import Source, dream_still
+        from .render.still import Source, dream_still
 
         dream_still(self.still_plan, Source(src), out, show_progress=show_progress, engine=self.still_engine,
                     desc=src.name)
 
     def _clip(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .clips import render_video
-        from .schedule import Checkpoint
+        from .render.clip import render_video
+        from .render.zoom import Checkpoint
 
         render_video(self.video_plan, src, out, self.job, resume=Checkpoint(out).exists(),
                      show_progress=show_progress, engine=self.engine)
@@ -278,8 +278,8 @@ def _worker(tasks, results, options: dict, threads: int) -> None:
 def cmd_batch(args) -> int:
     from tqdm import tqdm
 
-    from .cli import _plan_from_args
-    from .clips import check_flow_method, job_from_args, video_defaults
+    from .cli.commands import _plan_from_args
+    from .render.clip import check_flow_method, job_from_args, video_defaults
     from .engine import pick_device
 
     out_dir = Path(args.out_dir)
@@ -441,7 +441,7 @@ def _run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, 
 
 def register(sub) -> argparse.ArgumentParser:
     """Add the ``batch`` subcommand to the CLI's subparsers."""
-    from .clips import VIDEO_DEFAULTS, add_video_options
+    from .render.clip import VIDEO_DEFAULTS, add_video_options
     from .options import add_dream_arguments
 
     p = sub.add_parser("batch", help="dream many images and videos into a folder", description=(

@@ -15,7 +15,7 @@ from typing import Any
 from .engine import DreamSettings, Octave, Size, octave_sizes
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
-from .objectives import Objective, build_objective
+from .engine.objectives import Objective, build_objective
 
 MAX_SIDE = 8192
 

@@ -27,13 +27,13 @@ from tqdm import tqdm
 
 from .engine import Dreamer, DreamResult, noise_image, resize
 from .errors import DreamError
-from .images import atomic_path, load_image, save_image, to_uint8
+from .io.images import atomic_path, load_image, save_image, to_uint8
 from .models import create_model, get_spec
-from .objectives import parse_layer_spec
+from .engine.objectives import parse_layer_spec
 from .options import OPTIONS, DreamPlan, resolve_plan
 from .presets import available, load_preset
-from .recorders import ActivationRecorder
-from .render import Engine, open_device
+from .render.recorders import ActivationRecorder
+from .render.still import Engine, open_device
 
 FAMILIES = {"efficientnet_lite0": "lite0-", "inception_v3": "article-", "googlenet": "article-"}
 MOTION_KEYS = {"frames", "zoom", "rotate", "shift", "first_octaves"}  # zoom presets: not stills
@@ -111,7 +111,7 @@ def gradient_additivity(model: torch.nn.Module, layer: str, channels: int, image
     Each feature's gradient comes from its own copy of the image in a batch (eval mode keeps
     batch elements independent), so the sum really is a sum of separate gradients.
     """
-    from .objectives import Layer
+    from .engine.objectives import Layer
 
     x = image.detach().clone().requires_grad_(True)
     whole = Layer(layer, channels)(model(x, [layer]))
@@ -406,7 +406,7 @@ def contact_sheet(tiles: Sequence[tuple[str, torch.Tensor]], tile: int = 192, co
     """Labelled tiles (name under each image) in a grid; empty cells are white."""
     import cv2
 
-    from . import draw
+    from .render import draw
 
     cells = []
     for name, image in tiles:

@@ -28,6 +28,6 @@ def lite0():
 
 @pytest.fixture()
 def coffee(data_dir):
-    from dreamreel.images import load_image
+    from dreamreel.io.images import load_image
 
     return load_image(data_dir / "coffee.png")

@@ -6,7 +6,7 @@ import numpy as np
 import imageio.v3 as iio
 import pytest
 
-from dreamreel.cli import main
+from dreamreel.cli.commands import main
 
 
 def run(argv, capsys):
@@ -127,7 +127,7 @@ def test_published_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     import os
     import stat
 
-    from dreamreel.images import save_image
+    from dreamreel.io.images import save_image
 
     old = os.umask(0o022)
     try:

@@ -8,11 +8,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from dreamreel.cli import main
-from dreamreel.encode import read_frames
+from dreamreel.cli.commands import main
+from dreamreel.io.writer import read_frames
 
 INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                 "from dreamreel.cli import main; sys.exit(main(sys.argv[1:]))")
+                 "from dreamreel.cli.commands import main; sys.exit(main(sys.argv[1:]))")
 
 
 def test_zoom_mp4_has_every_frame_at_the_fps_and_frames_differ(tmp_path, data_dir):

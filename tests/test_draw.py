@@ -1,11 +1,11 @@
-"""Tests for dreamreel.draw: chart/overlay frames must be even-sized RGB, deterministic, and
+"""Tests for dreamreel.render.draw: chart/overlay frames must be even-sized RGB, deterministic, and
 draw what the numbers say (taller bar -> more pixels, ghost outline, fixed axes, target plot)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from dreamreel import draw
+from dreamreel.render import draw
 
 H, W = 160, 200  # image height == MIN_PANEL_HEIGHT, so the image is not rescaled
 

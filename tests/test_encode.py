@@ -1,4 +1,4 @@
-"""dreamreel.encode: formats, streaming, atomic publishing, resume and audio.
+"""dreamreel.io.writer: formats, streaming, atomic publishing, resume and audio.
 
 Frames are tiny (33x21 and similar) so the whole file runs in a few seconds on CPU.
 Read-back goes through ffmpeg/Pillow directly where it matters, not only through
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dreamreel import encode
-from dreamreel.encode import kind_for, mux_audio, open_writer, read_frames
+from dreamreel.io import writer as encode
+from dreamreel.io.writer import kind_for, mux_audio, open_writer, read_frames
 
 REALSHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "realshort.mp4"
 needs_realshort = pytest.mark.skipif(not REALSHORT.is_file(), reason="needs shared test media")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dreamreel.engine import Dreamer, DreamSettings, Octave, gaussian_blur, noise_image, octave_sizes
-from dreamreel.objectives import layer
+from dreamreel.engine.objectives import layer
 
 
 def test_lr_and_sigma_interpolate_linearly_as_in_the_article():
@@ -82,7 +82,7 @@ def test_same_seed_gives_the_same_dream(lite0):
 
 
 def test_class_target_probability_is_reported_before_and_after(lite0, coffee):
-    from dreamreel.objectives import target
+    from dreamreel.engine.objectives import target
 
     spec, model = lite0
     d = Dreamer(model, target("bubble").bind(spec))

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamreel.errors import DreamError
-from dreamreel.images import load_image
+from dreamreel.io.images import load_image
 from dreamreel.models import create_model, get_spec, list_models
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dreamreel.errors import DreamError
-from dreamreel.objectives import Features, Layer, Sum, features, layer, parse_layer_spec, parse_target_spec, resolve_class, target
+from dreamreel.engine.objectives import Features, Layer, Sum, features, layer, parse_layer_spec, parse_target_spec, resolve_class, target
 
 
 def _grad(model, objective, x):

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from dreamreel.cli import main
+from dreamreel.cli.commands import main
 from dreamreel.presets import available, load_preset
 
 ARTICLE_OCTAVES = [299, 380, 460]
@@ -21,7 +21,7 @@ def run(argv, capsys):
 def no_weights(monkeypatch):
     """A dry run must never load weights."""
     import dreamreel.models as models
-    import dreamreel.render as render
+    import dreamreel.render.still as render
 
     def boom(*a, **k):
         raise AssertionError("weights were loaded")

@@ -102,7 +102,7 @@ def test_reproduce_refuses_models_without_article_presets(tmp_path):
 
 
 def test_add_parser_registers_the_reproduce_command_with_its_defaults():
-    from dreamreel.cli import Parser
+    from dreamreel.cli.commands import Parser
 
     parser = Parser(prog="dreamreel")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)

@@ -1,4 +1,4 @@
-"""dreamreel.video: probing and streaming real clips, flow/warp conventions, occlusion, flicker metric, bad input."""
+"""dreamreel.render.flow: probing and streaming real clips, flow/warp conventions, occlusion, flicker metric, bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from mediautil import write_clip
 
-from dreamreel.video import (
+from dreamreel.render.flow import (
     ClipFlow,
     VideoError,
     clip_flow,

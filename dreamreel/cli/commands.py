@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import DreamError
+from .. import __version__
+from ..errors import DreamError
 
 
 class Parser(argparse.ArgumentParser):
@@ -18,8 +18,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def _plan_from_args(args, defaults=None):
-    from .options import merge_values, resolve_plan
-    from .presets import load_preset
+    from ..options import merge_values, resolve_plan
+    from ..presets import load_preset
 
     preset = load_preset(args.preset) if args.preset else None
     values = merge_values(args, preset.values if preset else None, defaults)
@@ -27,7 +27,7 @@ def _plan_from_args(args, defaults=None):
 
 
 def _print_plan(plan, settings, extra_lines=()):
-    from .options import plan_lines
+    from ..options import plan_lines
 
     for line in plan_lines(plan, settings, plan.objective()):
         print(line)
@@ -36,8 +36,8 @@ def _print_plan(plan, settings, extra_lines=()):
 
 
 def cmd_dream(args) -> int:
-    from .recorders import recorders_from_args, recorder_outputs
-    from .render import check_outputs, check_still_output, dream_still, load_source, parse_source
+    from ..render.recorders import recorders_from_args, recorder_outputs
+    from ..render.still import check_outputs, check_still_output, dream_still, load_source, parse_source
 
     output = Path(args.output)
     check_still_output(output)
@@ -52,7 +52,7 @@ def cmd_dream(args) -> int:
         _print_plan(plan, settings)
         return 0
     recorders = recorders_from_args(args, settings)
-    from .recorders import recording
+    from ..render.recorders import recording
 
     with recording(recorders):
         data = dream_still(plan, source, output, recorders=recorders, show_progress=not args.quiet)
@@ -93,10 +93,10 @@ def _positive(kind):
 
 
 def cmd_zoom(args) -> int:
-    from .options import parse_octaves
-    from .recorders import FrameOverlay, ProgressRecorder, recording
-    from .render import check_outputs, check_video_output, load_source, parse_source
-    from .schedule import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
+    from ..options import parse_octaves
+    from ..render.recorders import FrameOverlay, ProgressRecorder, recording
+    from ..render.still import check_outputs, check_video_output, load_source, parse_source
+    from ..render.zoom import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
 
     output = check_video_output(Path(args.output))
     source = parse_source(args.input)
@@ -139,7 +139,7 @@ def cmd_zoom(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import list_models
+    from ..models import list_models
 
     for spec in list_models():
         print(f"{spec.name:20s} {spec.description}")
@@ -148,7 +148,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .models import get_spec
+    from ..models import get_spec
 
     spec = get_spec(args.model)
     print(f"{spec.name}: dreamable layers (features)")
@@ -161,7 +161,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .presets import available, load_preset
+    from ..presets import available, load_preset
 
     for name in available():
         print(f"{name:28s} {load_preset(name).description}")
@@ -169,7 +169,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from .options import add_dream_arguments, add_frame_overlay_arguments
+    from ..options import add_dream_arguments, add_frame_overlay_arguments
 
     parser = Parser(prog="dreamreel", description="Deep-dream stills, zoom videos, progress and activation animations.")
     parser.add_argument("--version", action="version", version=f"dreamreel {__version__}")
@@ -209,9 +209,9 @@ def build_parser() -> Parser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
-    from .batch import register as register_batch
-    from .clips import register as register_video
-    from .reproduce import add_parser as register_reproduce
+    from ..batch import register as register_batch
+    from ..render.clip import register as register_video
+    from ..reproduce import add_parser as register_reproduce
 
     register_video(sub)
     register_batch(sub)

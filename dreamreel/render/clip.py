@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DreamError
+from ..errors import DreamError
 
 FLOW_CHOICES = ("farneback", "raft", "raft_small", "raft_large", "none")
 
@@ -118,7 +118,7 @@ def job_from_args(args) -> VideoJob:
 
     flow = value("flow", str, "farneback")
     if flow not in FLOW_CHOICES:
-        from .errors import did_you_mean
+        from ..errors import did_you_mean
 
         raise DreamError(f"unknown --flow {flow!r}", did_you_mean(flow, FLOW_CHOICES) or f"choose from {', '.join(FLOW_CHOICES)}")
     job = VideoJob(flow=flow, blend=value("blend", _blend, DEFAULT_BLEND), start=value("start", _seconds, 0.0),
@@ -133,7 +133,7 @@ def job_from_args(args) -> VideoJob:
 def check_flow_method(method: str) -> str | None:
     """The RAFT variant that will run (its weights must be in the torch hub cache), or None for the others."""
     if method.startswith("raft"):
-        from .video import _resolve_raft
+        from .flow import _resolve_raft
 
         return _resolve_raft(method)[0]
     return None
@@ -158,7 +158,7 @@ def start_image(src: np.ndarray, detail: np.ndarray | None, blend: float, mask: 
     """A frame's starting point (1,3,H,W tensor): the source plus ``blend`` x the carried detail where ``mask``."""
     import torch
 
-    from .images import from_uint8
+    from ..io.images import from_uint8
 
     x = from_uint8(src)
     if detail is None:
@@ -181,7 +181,7 @@ def smoothed_source(frame: np.ndarray, settings) -> np.ndarray:
     """
     import torch
 
-    from .engine import gaussian_blur
+    from ..engine import gaussian_blur
 
     octave = settings.octaves[-1]
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
@@ -202,7 +202,7 @@ def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarr
     """
     import cv2
 
-    from .video import flow_to_prev
+    from .flow import flow_to_prev
 
     if method != "farneback":
         return flow_to_prev(prev, cur, method)
@@ -217,7 +217,7 @@ def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarr
 def _photometric_flow(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from .video import _grid, compute_flow, warp
+    from .flow import _grid, compute_flow, warp
 
     flow = compute_flow(cur, prev, "farneback")
     g_prev = cv2.GaussianBlur(cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
@@ -244,7 +244,7 @@ class ClipPlan:
 
 def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
     """Probe the clip (one clear VideoError line for a bad file) and work out the output's size, rate and length."""
-    from .video import probe_video
+    from .flow import probe_video
 
     info = probe_video(path)
     if info.duration and job.start >= info.duration:
@@ -291,12 +291,12 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     """
     from tqdm import tqdm
 
-    from .encode import kind_for, open_writer
-    from .images import to_uint8
-    from .render import Engine, run_dream
-    from .schedule import Checkpoint, fingerprint
-    from .sidecar import write_sidecar
-    from .video import VideoError, iter_frames, warp
+    from ..io.writer import kind_for, open_writer
+    from ..io.images import to_uint8
+    from .still import Engine, run_dream
+    from .zoom import Checkpoint, fingerprint
+    from ..io.sidecar import write_sidecar
+    from .flow import VideoError, iter_frames, warp
 
     input_path, output = Path(input_path), Path(output)
     clip = clip or plan_clip(input_path, plan, job)
@@ -451,8 +451,8 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
 
 
 def cmd_video(args) -> int:
-    from .cli import _plan_from_args, _print_plan
-    from .render import check_outputs, check_video_output
+    from ..cli.commands import _plan_from_args, _print_plan
+    from .still import check_outputs, check_video_output
 
     output = check_video_output(Path(args.output))
     source = Path(args.input)
@@ -488,7 +488,7 @@ def cmd_video(args) -> int:
 
 def register(sub) -> argparse.ArgumentParser:
     """Add the ``video`` subcommand to the CLI's subparsers."""
-    from .options import add_dream_arguments, add_frame_overlay_arguments
+    from ..options import add_dream_arguments, add_frame_overlay_arguments
 
     p = sub.add_parser("video", help="dream a video clip, coherently along its motion", description=(
         "Dream a clip frame by frame. Each frame starts from its source frame plus the previous frame's dream "

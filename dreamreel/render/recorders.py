@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from . import draw
-from .engine import DreamResult, DreamSettings, Size, Step, resize
-from .errors import DreamError
-from .images import atomic_path
+from ..engine import DreamResult, DreamSettings, Size, Step, resize
+from ..errors import DreamError
+from ..io.images import atomic_path
 
 RISE_THRESHOLD = 0.10  # a feature "rose" when its mean activation grew by more than 10% of its start
 
@@ -67,7 +67,7 @@ class ProgressRecorder:
         self.appended = 0
 
     def __enter__(self):
-        from .encode import open_writer
+        from ..io.writer import open_writer
 
         self.writer = open_writer(self.path, fps=self.fps).__enter__()
         return self
@@ -182,7 +182,7 @@ class ActivationRecorder:
         return f"octave {octave + 1}/{n_oct} · step {step + 1}/{steps} · {name}" if self.caption else ""
 
     def _write_video(self, means: dict[str, np.ndarray], target: np.ndarray | None) -> None:
-        from .encode import open_writer
+        from ..io.writer import open_writer
 
         name = self.layers[0] if self.layers else None
         m = means[name] if name else None
@@ -211,7 +211,7 @@ class ActivationRecorder:
                 writer.append(out)
 
     def _write_overlay(self) -> None:
-        from .encode import open_writer
+        from ..io.writer import open_writer
 
         if not self.maps:
             raise DreamError("--overlay needs a layer objective (a class target alone has no map)")
@@ -238,7 +238,7 @@ class FrameOverlay:
         self._layer = ""
 
     def __enter__(self):
-        from .encode import open_writer
+        from ..io.writer import open_writer
 
         self.writer = open_writer(self.path, fps=self.fps, append=self.append).__enter__()
         return self
@@ -304,7 +304,7 @@ def recorders_from_args(args, settings: DreamSettings | None = None) -> list:
     for flag in ("progress", "activations", "overlay"):
         value = getattr(args, flag, None)
         if value:
-            from .encode import kind_for
+            from ..io.writer import kind_for
 
             try:
                 kind_for(value)

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DreamError
+from ..errors import DreamError
 
 __all__ = [
     "VideoError",

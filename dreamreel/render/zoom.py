@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DreamError
-from .images import atomic_path, from_uint8, to_uint8
+from ..errors import DreamError
+from ..io.images import atomic_path, from_uint8, to_uint8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -254,9 +254,9 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
 
     ``frame_recorders`` (e.g. recorders.FrameOverlay) see every step and each finished frame.
     """
-    from .encode import open_writer
-    from .render import Engine, first_frame, load_source, run_dream
-    from .sidecar import write_sidecar
+    from ..io.writer import open_writer
+    from .still import Engine, first_frame, load_source, run_dream
+    from ..io.sidecar import write_sidecar
     from tqdm import tqdm
 
     image, size = load_source(source, plan)
@@ -355,7 +355,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
 
 def _finished_render(output: Path, key: str) -> dict | None:
     """The sidecar of a finished render of these very settings, or None."""
-    from .sidecar import sidecar_path
+    from ..io.sidecar import sidecar_path
 
     try:
         data = json.loads(sidecar_path(output).read_text())
@@ -365,7 +365,7 @@ def _finished_render(output: Path, key: str) -> dict | None:
 
 
 def _objective_for(plan, values: Mapping[str, Any]):
-    from .objectives import build_objective
+    from ..engine.objectives import build_objective
 
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
@@ -373,7 +373,7 @@ def _objective_for(plan, values: Mapping[str, Any]):
 
 
 def _dreamer_for(engine, plan, values, cache: dict):
-    from .engine import Dreamer
+    from ..engine import Dreamer
 
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:

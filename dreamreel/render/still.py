@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .engine import Dreamer, DreamResult, DreamSettings, Size, Step, noise_image, pick_device
-from .errors import DreamError
-from .images import STILL_SUFFIXES, load_image, save_image
-from .models import create_model
-from .options import DreamPlan
-from .sidecar import write_sidecar
+from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, noise_image, pick_device
+from ..errors import DreamError
+from ..io.images import STILL_SUFFIXES, load_image, save_image
+from ..models import create_model
+from ..options import DreamPlan
+from ..io.sidecar import write_sidecar
 
 
 @dataclass
@@ -72,7 +72,7 @@ def check_outputs(inputs: Sequence[Path | None], outputs: Sequence[Path | None])
 
 def check_video_output(path: Path) -> Path:
     """An output the encoders can write (.mp4, .gif or a folder), else a one-line DreamError."""
-    from .encode import kind_for
+    from ..io.writer import kind_for
 
     try:
         kind_for(path)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .errors import DreamError, did_you_mean
+from ..errors import DreamError, did_you_mean
 
 
 class Objective:

@@ -1,0 +1,1 @@
+"""Frames in and files out: ffmpeg, readers, streaming writers, sidecars (knows nothing of models)."""
