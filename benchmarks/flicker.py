@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     from dreamreel.io.writer import read_frames
     from dreamreel.io.images import from_uint8
     from dreamreel.render.still import Engine, run_dream
-    from dreamreel.render.flow import clip_flow, iter_frames, temporal_inconsistency
+    from dreamreel.io.readers import iter_frames
+    from dreamreel.render.flow import clip_flow, temporal_inconsistency
 
     clip = Path(a.clip)
     if not clip.is_file():

@@ -13,7 +13,6 @@ CPU, each with cores/N torch threads; with a GPU, items run one at a time (N > 1
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import glob
 import json
@@ -49,7 +48,7 @@ class Item:
 def media_kind(path: Path) -> str | None:
     """"video" (by suffix, or an animated GIF), "image" (a still suffix or a still GIF), or None."""
     from .io.images import STILL_SUFFIXES
-    from .render.flow import is_video_path
+    from .io.readers import is_video_path
 
     if is_video_path(path):
         return "video"
@@ -114,7 +113,7 @@ def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) 
     gets ``-2``, ``-3``, ... Items known from a previous manifest keep their output."""
     taken = {"manifest"}
     for it in items:
-        old = previous.get(_key(it.input))
+        old = previous.get(input_key(it.input))
         if it.kind and old and old.get("output") and old.get("kind") == it.kind:
             it.output = old["output"]
             taken.add(Path(it.output).stem.lower())
@@ -131,7 +130,7 @@ def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) 
         it.output = str(out_dir / (name + suffix))
 
 
-def _key(path: str) -> str:
+def input_key(path: str) -> str:
     return os.path.realpath(path)
 
 
@@ -151,7 +150,7 @@ class Manifest:
         """The previous manifest's items by input (empty when there is none or it cannot be read)."""
         try:
             data = json.loads((out_dir / MANIFEST).read_text())
-            return {_key(i["input"]): i for i in data.get("items", []) if isinstance(i, dict) and "input" in i}
+            return {input_key(i["input"]): i for i in data.get("items", []) if isinstance(i, dict) and "input" in i}
         except (OSError, ValueError, TypeError, KeyError):
             return {}
 
@@ -184,24 +183,15 @@ class Manifest:
 # ---------------------------------------------------------------- work
 
 
-def _options(args) -> dict:
-    """The dream and clip options of the command line, picklable for worker processes."""
-    skip = {"func", "inputs", "out_dir", "jobs", "resume", "quiet", "dry_run", "command"}
-    return {k: v for k, v in vars(args).items() if k not in skip}
-
-
 class Runner:
     """One worker's model (loaded once) and the plans for stills and clips; dreams one item at a time."""
 
     def __init__(self, options: dict):
-        from .cli.commands import _plan_from_args
-        from .render.clip import job_from_args, video_defaults
-        from .render.still import Engine
+        from .api import prepare_plans
+        from .render.runtime import Engine
 
-        args = argparse.Namespace(**options)
-        self.job = job_from_args(args)
-        self.video_plan, _ = _plan_from_args(args, defaults=video_defaults(self.job.flow))
-        self.still_plan, _ = _plan_from_args(args)
+        self.options = options
+        self.job, self.video_plan, self.still_plan = prepare_plans(options)
         self.engine = Engine.load(self.video_plan)  # stills and clips share the model and objective
         self.still_engine = dataclasses.replace(self.engine, plan=self.still_plan)
 
@@ -227,14 +217,15 @@ class Runner:
         return {"status": "done", "reason": None, "seconds": round(time.perf_counter() - t0, 3)}
 
     def _still(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .render.still import Source, dream_still
+        from .render.still import dream_still
+        from .render.runtime import Source
 
         dream_still(self.still_plan, Source(src), out, show_progress=show_progress, engine=self.still_engine,
                     desc=src.name)
 
     def _clip(self, src: Path, out: Path, show_progress: bool) -> None:
         from .render.clip import render_video
-        from .render.zoom import Checkpoint
+        from .render.frames import Checkpoint
 
         render_video(self.video_plan, src, out, self.job, resume=Checkpoint(out).exists(),
                      show_progress=show_progress, engine=self.engine)
@@ -272,115 +263,7 @@ def _worker(tasks, results, options: dict, threads: int) -> None:
         results.put(("done", index, res))
 
 
-# ---------------------------------------------------------------- the command
-
-
-def cmd_batch(args) -> int:
-    from tqdm import tqdm
-
-    from .cli.commands import _plan_from_args
-    from .render.clip import check_flow_method, job_from_args, video_defaults
-    from .engine import pick_device
-
-    out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DreamError(f"--out-dir {str(out_dir)!r} is a file, not a folder")
-    try:
-        jobs = int(args.jobs)
-        if jobs < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise DreamError(f"bad value {args.jobs!r} for --jobs", "a whole number >= 1") from None
-    job = job_from_args(args)
-    video_plan, _ = _plan_from_args(args, defaults=video_defaults(job.flow))  # validates every option now
-    still_plan, _ = _plan_from_args(args)
-    check_flow_method(job.flow)
-    cores = os.cpu_count() or 1
-    if jobs > 1:
-        device = pick_device(video_plan.device)
-        if device.type != "cpu":
-            raise DreamError(f"--jobs {jobs} runs several models side by side, but the dream runs on {device.type}: "
-                             "one GPU dreams one item at a time", "use --jobs 1, or --device cpu")
-        if jobs > cores:
-            print(f"dreamreel: --jobs {jobs} is more than the {cores} CPU cores: using {cores}", file=sys.stderr)
-            jobs = cores
-    notes: list[str] = []
-    items = expand_inputs(args.inputs, notes)
-    previous = Manifest.read(out_dir) if args.resume else {}
-    assign_outputs(items, out_dir, previous)
-    for note in notes:
-        print(f"dreamreel: {note}", file=sys.stderr)
-    if not items:
-        raise DreamError("no images or videos to dream in the inputs given")
-    if not any(it.kind for it in items):
-        first = items[0]
-        raise DreamError(f"nothing to dream: {first.input}: {first.reason}"
-                         + (f" (and {len(items) - 1} more inputs that cannot be used)" if len(items) > 1 else ""))
-    skip = set()
-    if args.resume:
-        for i, it in enumerate(items):
-            old = previous.get(_key(it.input))
-            if it.kind and old and old.get("status") == "done" and old.get("output") == it.output and Path(it.output).exists():
-                it.status, it.seconds = "done", old.get("seconds")
-                skip.add(i)
-    todo = [i for i, it in enumerate(items) if it.kind and i not in skip]
-    if args.dry_run:
-        for it in items:
-            state = "done, kept" if it.status == "done" else it.status if it.status == "failed" else "to dream"
-            print(f"{it.kind or '-':6s} {it.input}  ->  {it.output or it.reason}  ({state})")
-        print(f"{len(todo)} to dream into {out_dir}/, {len(skip)} already done, "
-              f"{sum(1 for it in items if it.status == 'failed')} cannot be used; "
-              f"{jobs} worker{'s' * (jobs > 1)}")
-        return 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    options = _options(args)
-    manifest = Manifest(out_dir, items, {k: v for k, v in options.items() if v is not None}, notes)
-    for it in items:
-        if it.status == "failed":
-            print(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
-    manifest.write()
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="batch", unit="item", dynamic_ncols=True,
-               disable=args.quiet)
-
-    def record(i: int, res: dict) -> None:
-        it = items[i]
-        it.status, it.reason, it.seconds = res["status"], res["reason"], res["seconds"]
-        manifest.write()
-        if it.status == "failed":
-            tqdm.write(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
-        if it.status != "pending":
-            bar.update(1)
-
-    try:
-        if jobs == 1:
-            runner = Runner(options) if todo else None
-            for i in todo:
-                bar.set_postfix_str(Path(items[i].input).name)
-                try:
-                    res = runner.run(items[i], show_progress=not args.quiet)
-                except KeyboardInterrupt:
-                    items[i].reason = "interrupted"
-                    raise
-                record(i, res)
-        else:
-            _run_parallel(todo, items, options, jobs, max(1, cores // jobs), record)
-    except KeyboardInterrupt as exc:
-        bar.close()
-        manifest.write()
-        c = manifest.counts()
-        print(f"dreamreel: batch interrupted: {c['done']} of {len(items)} done, {c['failed']} failed; "
-              f"{manifest.path} says which; continue with --resume", file=sys.stderr)
-        exc.reported = True
-        raise
-    bar.close()
-    manifest.write()
-    c = manifest.counts()
-    print(f"batch: {c['done']} done, {c['failed']} failed of {len(items)} -> {out_dir} "
-          f"({manifest.path.name}; {time.perf_counter() - manifest.t0:.1f} s)", file=sys.stderr)
-    return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
-
-
-def _run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, threads: int, record) -> None:
+def run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, threads: int, record) -> None:
     """``jobs`` spawned worker processes, one model each, fed one item at a time (so Ctrl-C stops the batch
     after the items at hand, each of which keeps what it finished)."""
     import multiprocessing as mp
@@ -437,35 +320,3 @@ def _run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, 
             w.join(timeout=10)
             if w.is_alive():
                 w.terminate()
-
-
-def register(sub) -> argparse.ArgumentParser:
-    """Add the ``batch`` subcommand to the CLI's subparsers."""
-    from .render.clip import VIDEO_DEFAULTS, add_video_options
-    from .options import add_dream_arguments
-
-    p = sub.add_parser("batch", help="dream many images and videos into a folder", description=(
-        "Dream every input into --out-dir: images become dreamt stills (DIR/<stem>.png, with the dream command's "
-        "defaults), videos dreamt clips (DIR/<stem>.mp4, with the video command's defaults and the source's "
-        "audio). Folders (their media files, not recursive) and globs expand, sorted; a name taken twice gets "
-        "-2, -3, .... DIR/manifest.json lists every input with its status (done, failed and why, pending), "
-        "output and seconds, rewritten after each item. One failing input does not stop the others. "
-        "Exit status: 0 when every input is done, 1 when some failed (see the manifest), 2 for bad arguments "
-        "(nothing is dreamt), 130 when interrupted (finished items are kept; continue with --resume)."))
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or globs ('clips/*.mp4')")
-    p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs, their sidecars and manifest.json")
-    p.add_argument("--resume", action="store_true",
-                   help="skip inputs the manifest lists as done whose output is still there (never rewritten), "
-                        "continue an interrupted clip from its checkpoint, and dream the rest")
-    p.add_argument("--jobs", default=1, metavar="N",
-                   help="worker processes, each loading the model once and using cores/N torch threads; CPU only "
-                        "(with a GPU, items run one at a time and N > 1 is refused: the GPU already runs one dream at "
-                        "a time, and N models would split its memory). Small items cannot keep several cores busy "
-                        "from one process: on a shared 2-core machine, 16 stills at 96 px took 16 s with --jobs 2 "
-                        "and 67-220 s with --jobs 1 [default: 1]")
-    add_video_options(p, title=f"videos (each frame: --octaves 1 --steps {VIDEO_DEFAULTS['steps'][0]} --lr "
-                               f"{VIDEO_DEFAULTS['lr'][0][0]:g}, or --steps 3 with --flow none, unless given)")
-    add_dream_arguments(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_batch)
-    return p

@@ -1,21 +1,20 @@
-"""Dream options: one table that feeds the CLI flags, the presets and the resolved plan.
+"""Options: one table of every command's options (dream, zoom, video, output, recording, batch) and their parsers.
 
-A value comes from an explicit flag, else the preset, else the built-in default. Flags and
-preset values go through the same parsers, so a preset is exactly a file of flags.
+A value comes from an explicit flag or keyword, else the preset, else the command's default, else the
+table's. Flags, presets, timelines and Python keywords all go through :func:`parse_value`, the one place
+where values are checked. No torch here: ``dreamreel --help`` reads this table.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .engine import DreamSettings, Octave, Size, octave_sizes
-from .errors import DreamError
-from .models import check_weights_arg, describe_weights, get_spec
-from .engine.objectives import Objective, build_objective
+from .errors import DreamError, did_you_mean
+
+Size = tuple[int, int]  # (width, height)
 
 MAX_SIDE = 8192
 
@@ -105,14 +104,99 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _ranged_float(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        v = float(text)
+        if not lo <= v <= hi:
+            raise ValueError
+        return v
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    v = float(text)
+    if not v >= 0 or v == float("inf"):
+        raise ValueError
+    return v
+
+
+def _crf(text: str) -> int:
+    v = int(text)
+    if not 0 <= v <= 51:
+        raise ValueError("use 0 (lossless) to 51")
+    return v
+
+
+def parse_shift(text: str) -> tuple[float, float]:
+    try:
+        dx, dy = (float(v) for v in str(text).strip("[]()").split(","))
+    except ValueError:
+        raise ValueError("write DX,DY in pixels, e.g. 0,-2") from None
+    return dx, dy
+
+
+def _flag(text: str) -> bool:
+    if str(text).lower() in ("1", "true", "yes"):
+        return True
+    if str(text).lower() in ("0", "false", "no"):
+        return False
+    raise ValueError("write true or false")
+
+
+FLOW_CHOICES = ("farneback", "raft", "raft_small", "raft_large", "none")
+
+
+def _flow(text: str) -> str:
+    if text not in FLOW_CHOICES:
+        raise ValueError(did_you_mean(text, FLOW_CHOICES) or f"choose from {', '.join(FLOW_CHOICES)}")
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
+    """One option of any command: its flag (``--`` + key with ``-``), parser (the one place its values are
+    checked), default, help, and group: dream, zoom, video, output, recording or batch."""
+
     key: str
     parse: Callable[[str], Any]
     default: Any
     help: str
     metavar: str | None = None
     repeat: bool = False  # --layer A --layer B; a list in a preset
+    group: str = "dream"
+    switch: bool = False  # a flag without a value (--no-caption)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+
+#: Per-frame dream defaults of ``video`` (explicit flags and presets win): one octave at the output size, few steps.
+#: With flow, a frame continues the previous frame's dream (its detail carried along the motion), so it needs
+#: only a small top-up. The top-up is what flickers: the gradient of a stride-32 network does not follow the
+#: scene when it moves, so whatever a frame's steps add is partly new detail. Two half-size steps (lr 0.0075)
+#: add detail that follows the scene better than one full step (their two jitters average out), so per unit of
+#: dream they flicker half as much. benchmarks/flicker.py, realshort.mp4 at 128 px, added flicker (grey levels)
+#: and dream strength (mean |dream - source|): none at its defaults 3.26 / 5.70; flow with 1 step at lr 0.015
+#: 1.27 / 5.47; flow with these defaults 0.64 / 5.06.
+VIDEO_DEFAULTS = {"octaves": 1, "steps": [2], "lr": [(0.0075, 0.0075)]}
+#: ``--flow none``: each frame is dreamt from scratch, so it needs full steps for the dream to show.
+VIDEO_DEFAULTS_NO_FLOW = {"octaves": 1, "steps": [3]}
+#: Each later zoom frame: one octave and 3 steps (the first frame gets --first-octaves).
+ZOOM_DEFAULTS = {"octaves": 1, "steps": [3]}
+#: How much of the previous frame's warped dream detail a frame starts from; the dream builds up to about
+#: 1/(1-B) frames' worth of top-ups, and content entering the frame takes a few frames to catch up.
+DEFAULT_BLEND = 0.9
+
+
+def command_defaults(command: str, flow: str | None = None) -> dict[str, Any]:
+    """The dream defaults a command changes (the CLI and the Python verbs share them)."""
+    if command == "zoom":
+        return dict(ZOOM_DEFAULTS)
+    if command == "video":
+        return dict(VIDEO_DEFAULTS_NO_FLOW if flow == "none" else VIDEO_DEFAULTS)
+    return {}
 
 
 OPTIONS: list[Option] = [
@@ -132,62 +216,83 @@ OPTIONS: list[Option] = [
     Option("octave_carry", _choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
+    # zoom
+    Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
+    Option("fps", _positive_float, 12.0, "frames per second", "F", group="zoom"),
+    Option("zoom", _positive_float, 1.04, "zoom per frame, >1 moves in", "Z", group="zoom"),
+    Option("rotate", float, 0.0, "rotation per frame in degrees", "DEG", group="zoom"),
+    Option("shift", parse_shift, (0.0, 0.0), "shift per frame in pixels", "DX,DY", group="zoom"),
+    Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom"),
+    Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
+    # video
+    Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
+           "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
+           "frame dreamt on its own)", "{farneback,raft,none}", group="video"),
+    Option("blend", _ranged_float(0.0, 1.0), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
+           "the next frame's start (higher: steadier, stronger dream)", "B", group="video"),
+    Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
+    Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
+    Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    # output
+    Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
+    # recording
+    Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("progress_every", int, 1, "record every K-th step", "K", group="recording"),
+    Option("activations", str, None, "activation-over-time video (.mp4/.gif) and FILE.csv", "FILE", group="recording"),
+    Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("overlay_feature", int, None, "overlay one feature instead of the mean over features", "F", group="recording"),
+    Option("video_fps", _positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
+    Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
+    # batch
+    Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
-
-
-def add_dream_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("dream options")
-    for o in OPTIONS:
-        flag = "--" + o.key.replace("_", "-")
-        default_text = o.default if not isinstance(o.default, list) or not o.default else ",".join(
-            ":".join(f"{v:g}" for v in x) if isinstance(x, tuple) else str(x) for x in o.default
-        )
-        help_text = o.help + (f" [default: {default_text}]" if o.default not in (None, []) else "")
-        if o.repeat:
-            group.add_argument(flag, dest=o.key, action="append", default=None, metavar=o.metavar, help=help_text)
-        else:
-            group.add_argument(flag, dest=o.key, default=None, metavar=o.metavar, help=help_text)
-    group.add_argument("--preset", default=None, metavar="NAME|FILE", help="fill defaults from a preset (see: dreamreel presets); explicit flags win")
-    group.add_argument("--dry-run", action="store_true", help="resolve and validate everything, print the plan, compute nothing")
-
-
-def add_frame_overlay_arguments(parser: argparse.ArgumentParser) -> None:
-    """--overlay for zoom and video: one heatmap frame per output frame."""
-    g = parser.add_argument_group("overlay")
-    g.add_argument("--overlay", metavar="FILE", help="heatmap of the dreamt layer over each output frame (.mp4, .gif or folder/)")
-    g.add_argument("--overlay-feature", type=int, default=None, metavar="F", help="overlay one feature instead of the mean over features")
+DREAM_KEYS = tuple(o.key for o in OPTIONS if o.group == "dream")
+#: What a preset may set: every dream, zoom, video and output option (recordings and batch workers are per run).
+PRESET_KEYS = tuple(o.key for o in OPTIONS if o.group in ("dream", "zoom", "video", "output"))
 
 
 def parse_value(key: str, value: Any, where: str) -> Any:
-    """Parse one option value from a flag string or a preset value; errors name ``where``."""
+    """Parse one option value from a flag string, a preset/timeline value or a Python keyword; errors name ``where``.
+
+    The one place where option values are checked.
+    """
     o = OPTION_KEYS[key]
     if o.repeat:
-        items = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, (str, int)) for v in items):
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
             raise DreamError(f"{where}: {key} must be a string or a list of strings")
         return [str(v) for v in items]
-    if isinstance(value, list):
+    if o.switch and isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value is None:
         raise DreamError(f"{where}: bad value {value!r} for {key}")
+    text = str(value)
     try:
-        return o.parse(str(value))
+        parsed = o.parse(text)
+        if isinstance(parsed, float) and parsed != parsed:  # NaN passes every comparison
+            raise ValueError("not a number")
     except ValueError as exc:
-        raise DreamError(f"{where}: bad value {str(value)!r} for {key}", str(exc) or None) from None
+        hint = str(exc) or None
+        if where == o.flag and o.group != "dream":  # the command flags' wording: "bad value '2' for --blend"
+            raise DreamError(f"bad value {text!r} for {where}", hint) from None
+        raise DreamError(f"{where}: bad value {text!r} for {key}", hint) from None
+    return parsed
 
 
-def merge_values(args: argparse.Namespace, preset: dict[str, Any] | None,
-                 defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Explicit flags, else preset values, else the command's defaults, else the built-in ones (all parsed)."""
+def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
+                 defaults: dict[str, Any] | None = None, *, where: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """Given values (raw: flag strings or Python values; None = not given), else the preset's (parsed), else the
+    command's defaults, else the built-in ones; every option of the table, parsed."""
     values = {}
     preset = preset or {}
     defaults = defaults or {}
     for o in OPTIONS:
-        raw = getattr(args, o.key, None)
-        flag = "--" + o.key.replace("_", "-")
+        raw = given.get(o.key)
         if raw is not None:
-            values[o.key] = parse_value(o.key, raw, flag)
+            values[o.key] = parse_value(o.key, raw, where(o.key) if where else o.flag)
         elif o.key in preset:
             values[o.key] = preset[o.key]
         elif o.key in defaults:
@@ -195,118 +300,3 @@ def merge_values(args: argparse.Namespace, preset: dict[str, Any] | None,
         else:
             values[o.key] = o.default
     return values
-
-
-def _per_octave(name: str, items: Sequence, n: int) -> list:
-    if len(items) == 1:
-        return list(items) * n
-    if len(items) != n:
-        raise DreamError(f"--{name} gives {len(items)} values for {n} octaves", f"give one value, or exactly {n}")
-    return list(items)
-
-
-@dataclass
-class DreamPlan:
-    """Everything a dream needs, resolved and validated, before any weights are loaded."""
-
-    model: str
-    weights: str
-    layer: list[str]
-    target: list[str]
-    size: int | Size | None
-    octaves: int | list[int]
-    octave_scale: float
-    steps: list[int]
-    lr: list[tuple[float, float]]
-    sigma: list[tuple[float, float]]
-    smooth_every: int
-    jitter: int
-    normalize: str
-    octave_carry: str
-    seed: int
-    device: str
-    preset: str | None = None
-
-    @property
-    def spec(self):
-        return get_spec(self.model)
-
-    def objective(self) -> Objective:
-        return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
-
-    def output_size(self, input_size: Size | None) -> Size:
-        """The output's (w, h) for an input of ``input_size`` (None: noise)."""
-        if isinstance(self.size, tuple):
-            out = self.size
-        else:
-            w, h = input_size or (512, 512)
-            long = self.size if isinstance(self.size, int) else None
-            if long is None and isinstance(self.octaves, list):
-                long = self.octaves[-1]
-            if long is None:
-                out = (w, h)
-            else:
-                f = long / max(w, h)
-                out = (max(1, round(w * f)), max(1, round(h * f)))
-        if isinstance(self.octaves, list) and max(out) != self.octaves[-1]:
-            f = self.octaves[-1] / max(out)
-            out = (max(1, round(out[0] * f)), max(1, round(out[1] * f)))
-        return out
-
-    def settings(self, output_size: Size, octaves: int | list[int] | None = None, steps: list[int] | None = None) -> DreamSettings:
-        """The engine settings for ``output_size``; ``octaves``/``steps`` override the plan's (zoom frames use 1 octave)."""
-        octs = self.octaves if octaves is None else octaves
-        sizes = octave_sizes(output_size, octs, self.octave_scale)
-        n = len(sizes)
-        steps_l = _per_octave("steps", self.steps if steps is None else steps, n)
-        lr_l = _per_octave("lr", self.lr, n) if len(self.lr) in (1, n) else _per_octave("lr", self.lr[-n:], n)
-        sigma_l = _per_octave("sigma", self.sigma, n) if len(self.sigma) in (1, n) else _per_octave("sigma", self.sigma[-n:], n)
-        min_side = self.spec.min_size
-        for w, h in sizes:
-            if min(w, h) < min_side:
-                raise DreamError(
-                    f"octave size {w}x{h} is too small for {self.model} (needs at least {min_side} px a side)",
-                    "use a larger --size, fewer --octaves or a smaller --octave-scale",
-                )
-            if max(w, h) > MAX_SIDE:
-                raise DreamError(f"size {w}x{h} is too large (at most {MAX_SIDE} px a side)")
-        return DreamSettings(
-            octaves=tuple(Octave(s, n_, lr, sg) for s, n_, lr, sg in zip(sizes, steps_l, lr_l, sigma_l)),
-            smooth_every=self.smooth_every,
-            jitter=self.jitter,
-            normalize=self.normalize,
-            carry=self.octave_carry,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["weights"] = describe_weights(self.weights)
-        d["weights_source"] = self.spec.weights_source if self.weights == "default" else d["weights"]
-        return d
-
-
-def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> DreamPlan:
-    """Validate merged option values into a plan (model, weights, layers, classes, features)."""
-    spec = get_spec(values["model"])
-    check_weights_arg(values["weights"])
-    plan = DreamPlan(**{o.key: values[o.key] for o in OPTIONS}, preset=preset_name)
-    plan.model = spec.name
-    plan.objective()  # validates layers, features and classes now
-    if isinstance(plan.octaves, list):
-        if plan.octaves != sorted(plan.octaves):
-            raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")
-    return plan
-
-
-def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -> list[str]:
-    """A human-readable plan for --dry-run."""
-    lines = [
-        f"model      {plan.model}  weights: {plan.to_json()['weights_source']}",
-        f"objective  {objective!r}",
-        f"update     normalize={plan.normalize}  smooth every {plan.smooth_every}  jitter {plan.jitter}px  carry={plan.octave_carry}  seed {plan.seed}",
-    ]
-    for i, o in enumerate(settings.octaves):
-        lines.append(
-            f"octave {i + 1}   {o.size[0]}x{o.size[1]}  {o.steps} steps  lr {o.lr[0]:g}->{o.lr[1]:g}  sigma {o.sigma[0]:g}->{o.sigma[1]:g}"
-        )
-    return lines

@@ -1,7 +1,8 @@
-"""Presets: TOML files of dream options (the top-level ``presets/`` folder, installed as ``dreamreel.preset_files``).
+"""Presets: TOML files of options (the top-level ``presets/`` folder, installed as ``dreamreel.preset_files``).
 
 A preset is a file of flags: the keys are the long option names with ``_`` for ``-``
-(``smooth_every = 5``), plus ``description``. Explicit flags override it.
+(``smooth_every = 5``) -- any dream, zoom, video or output option -- plus ``description``. Every
+value is checked when the preset is loaded. Explicit flags and keywords override it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DreamError, did_you_mean
-from .options import OPTION_KEYS, parse_value
+from .options import PRESET_KEYS, parse_value
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Keys a preset may hold beyond the dream options: its description, and the motion of zoom presets.
-EXTRA_KEYS = {"description", "frames", "fps", "zoom", "rotate", "shift", "first_octaves"}
+# Keys a preset may hold beyond the options.
+EXTRA_KEYS = {"description"}
 
 
 @dataclass
@@ -30,8 +31,8 @@ class Preset:
     name: str
     path: Path
     description: str
-    values: dict[str, Any]  # parsed dream options
-    extra: dict[str, Any]  # zoom and other command keys, raw
+    values: dict[str, Any]  # parsed options (dream, zoom, video, output)
+    extra: dict[str, Any]  # the description
 
 
 def preset_dir() -> Path:
@@ -70,12 +71,12 @@ def load_preset(name_or_path: str) -> Preset:
     values, extra = {}, {}
     for key, value in data.items():
         where = f"{path}:{_line_of(text, key) or 1}"
-        if key in OPTION_KEYS:
+        if key in PRESET_KEYS:
             values[key] = parse_value(key, value, f"{where}: key {key!r}")
         elif key in EXTRA_KEYS:
             extra[key] = value
         else:
-            hint = did_you_mean(key, list(OPTION_KEYS) + sorted(EXTRA_KEYS))
+            hint = did_you_mean(key, list(PRESET_KEYS) + sorted(EXTRA_KEYS))
             raise DreamError(f"{where}: unknown key {key!r}", hint)
     description = str(extra.get("description", ""))
     return Preset(path.stem, path, description, values, extra)

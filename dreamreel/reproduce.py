@@ -10,7 +10,6 @@ presets themselves where their weights are present. Sizes and steps scale down w
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
@@ -30,10 +29,11 @@ from .errors import DreamError
 from .io.images import atomic_path, load_image, save_image, to_uint8
 from .models import create_model, get_spec
 from .engine.objectives import parse_layer_spec
-from .options import OPTIONS, DreamPlan, resolve_plan
+from .options import OPTIONS
+from .plan import DreamPlan, resolve_plan
 from .presets import available, load_preset
 from .render.recorders import ActivationRecorder
-from .render.still import Engine, open_device
+from .render.runtime import Engine, open_device
 
 FAMILIES = {"efficientnet_lite0": "lite0-", "inception_v3": "article-", "googlenet": "article-"}
 MOTION_KEYS = {"frames", "zoom", "rotate", "shift", "first_octaves"}  # zoom presets: not stills
@@ -435,7 +435,7 @@ def sheet_presets(model: str) -> list[str]:
     names = []
     for name in available():
         p = load_preset(name)
-        if p.values.get("model", OPTIONS[0].default) != model or MOTION_KEYS & set(p.extra):
+        if p.values.get("model", OPTIONS[0].default) != model or MOTION_KEYS & set(p.values):
             continue
         if name.startswith(prefix) or not name.startswith(tuple(FAMILIES.values())):
             names.append(name)
@@ -495,50 +495,3 @@ def reproduce(out: str | Path = "repro", model: str = "efficientnet_lite0", *, p
     write_csv(out / "claims.csv", claims)
     write_markdown(out / "claims.md", claims, header)
     return claims
-
-
-def cmd_reproduce(args) -> int:
-    t0 = time.perf_counter()
-    claims = reproduce(args.out, args.model, photo=args.photo, scale=args.scale, steps=args.steps, device=args.device,
-                       seed=args.seed, weights=args.weights, show_progress=not args.quiet)
-    agree = sum(c.agrees == "yes" for c in claims)
-    measured = sum(c.agrees != "skipped" for c in claims)
-    print(f"wrote {Path(args.out) / 'claims.md'}, claims.csv and contact_sheet.png ({time.perf_counter() - t0:.0f} s); "
-          f"{agree} of {measured} measured claims agree with the article", file=sys.stderr)
-    return 0
-
-
-def _scale(text: str) -> float:
-    v = float(text)
-    if not 0 < v <= 4:
-        raise argparse.ArgumentTypeError("use a factor in (0, 4]")
-    return v
-
-
-def _steps(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("use at least 1")
-    return v
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Registers ``dreamreel reproduce`` on the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "reproduce", help="measure the article's claims (claims.md, claims.csv, contact sheet)",
-        description="Run the article's presets (on efficientnet_lite0: their lite0-* twins) at modest sizes and "
-                    "measure each of the article's claims; writes DIR/claims.md, DIR/claims.csv, DIR/contact_sheet.png.",
-    )
-    p.add_argument("--out", default="repro", metavar="DIR", help="output folder [default: repro]")
-    p.add_argument("--model", default="efficientnet_lite0", metavar="M",
-                   help="efficientnet_lite0 (the twins), inception_v3 or googlenet (the article's presets; need their weights)")
-    p.add_argument("--weights", default="default", metavar="W",
-                   help="default (torch hub cache / embedded), random, or a state-dict PATH for --model")
-    p.add_argument("--photo", default=None, metavar="IMAGE", help="start photo (its centre square) [default: the bundled demo photo]")
-    p.add_argument("--scale", type=_scale, default=0.5, metavar="F", help="factor on the presets' octave sizes [default: 0.5]")
-    p.add_argument("--steps", type=_steps, default=None, metavar="N", help="steps per octave [default: the presets' 100]")
-    p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, mps [default: auto]")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (noise, jitter) [default: 0]")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_reproduce)
-    return p

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dreamreel.cli.commands import main
-from dreamreel.render.flow import probe_video
+from dreamreel.io.readers import probe_video
 
 FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 
@@ -35,7 +35,7 @@ def mtimes(folder):
 def test_a_clip_and_a_still_then_resume_touches_nothing(tmp_path, data_dir, monkeypatch, capsys):
     out = tmp_path / "b"
     args = ["batch", str(data_dir / "realshort.mp4"), str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST]
-    import dreamreel.render.still as render  # Engine.load's create_model
+    import dreamreel.render.runtime as render  # Engine.load's create_model
 
     real, loads = render.create_model, []
     monkeypatch.setattr(render, "create_model", lambda *a, **k: loads.append(1) or real(*a, **k))
@@ -102,7 +102,7 @@ def test_folders_and_globs_expand_sorted_and_names_never_collide(tmp_path, data_
 
 
 def test_ctrl_c_keeps_finished_items_and_resume_finishes_the_rest(tmp_path, data_dir, monkeypatch, capsys):
-    import dreamreel.render.still as render
+    import dreamreel.render.runtime as render
 
     out = tmp_path / "b"
     args = ["batch", str(data_dir / "coffee.png"), str(data_dir / "realshort.mp4"), "--out-dir", str(out),

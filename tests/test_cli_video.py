@@ -16,7 +16,7 @@ from mediautil import write_clip
 
 from dreamreel.cli.commands import main
 from dreamreel.io.writer import read_frames
-from dreamreel.render.flow import probe_video
+from dreamreel.io.readers import probe_video
 
 INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                  "from dreamreel.cli.commands import main; sys.exit(main(sys.argv[1:]))")
@@ -119,7 +119,7 @@ def _frames(folder):
 
 
 def test_interrupted_flow_none_render_resumes_to_the_same_frames(tmp_path, clip, monkeypatch, capsys):
-    import dreamreel.render.still as render
+    import dreamreel.render.runtime as render
 
     args = ["video", str(clip), "--flow", "none", "--end", "0.4", *FAST]
     real, calls = render.run_dream, []
@@ -146,7 +146,7 @@ def test_interrupted_flow_none_render_resumes_to_the_same_frames(tmp_path, clip,
 
 
 def test_ctrl_c_keeps_a_playable_mp4_and_resume_continues_it_with_audio(tmp_path, clip, monkeypatch):
-    import dreamreel.render.still as render
+    import dreamreel.render.runtime as render
 
     args = ["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--end", "0.5", *FAST]
     real, calls = render.run_dream, []
@@ -199,7 +199,7 @@ def test_resume_of_a_finished_render_rewrites_nothing(tmp_path, clip, capsys):
 
 
 def test_dry_run_reads_the_clip_but_loads_no_weights(tmp_path, clip, monkeypatch, capsys):
-    import dreamreel.render.still as render  # Engine.load's create_model
+    import dreamreel.render.runtime as render  # Engine.load's create_model
 
     monkeypatch.setattr(render, "create_model", lambda *a, **k: pytest.fail("weights were loaded"))
     assert main(["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--size", "96", "--dry-run"]) == 0
@@ -263,7 +263,7 @@ def test_raft_without_its_weights_is_one_line_before_anything_runs(tmp_path, cli
 
 def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path, clip, monkeypatch, capsys):
     import dreamreel.render.flow as video
-    from dreamreel.render.flow import VideoError
+    from dreamreel.io.readers import VideoError
 
     real = video.iter_frames
 

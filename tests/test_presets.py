@@ -21,7 +21,7 @@ def run(argv, capsys):
 def no_weights(monkeypatch):
     """A dry run must never load weights."""
     import dreamreel.models as models
-    import dreamreel.render.still as render
+    import dreamreel.render.runtime as render
 
     def boom(*a, **k):
         raise AssertionError("weights were loaded")

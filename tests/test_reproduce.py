@@ -5,10 +5,10 @@ import imageio.v3 as iio
 import pytest
 import torch
 
+from dreamreel.cli.reproduce import add_parser
 from dreamreel.errors import DreamError
 from dreamreel.reproduce import (
     CSV_COLUMNS,
-    add_parser,
     article_claims,
     gradient_additivity,
     high_frequency_share,

@@ -2,7 +2,7 @@ import torch
 import pytest
 
 from dreamreel.errors import DreamError
-from dreamreel.render.zoom import Keyframe, Motion, Timeline, load_timeline
+from dreamreel.render.timeline import Keyframe, Motion, Timeline, load_timeline
 
 
 def test_identity_motion_returns_the_image_and_zoom_magnifies_the_centre():

@@ -12,16 +12,13 @@ import pytest
 
 from mediautil import write_clip
 
+from dreamreel.io.readers import VideoError, is_video_path, iter_frames, probe_video
 from dreamreel.render.flow import (
     ClipFlow,
-    VideoError,
     clip_flow,
     compute_flow,
     flow_to_prev,
-    is_video_path,
-    iter_frames,
     occlusion_mask,
-    probe_video,
     resize_flow,
     temporal_inconsistency,
     warp,

@@ -1,4 +1,5 @@
-"""The ``dreamreel`` command: a thin layer that parses flags into the objects the Python API takes."""
+"""The ``dreamreel`` command: a thin layer that parses flags into the keywords the Python verbs take, prints,
+and picks exit codes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import DreamError
+from .flags import add_options, given
+
+STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
+ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
 
 
 class Parser(argparse.ArgumentParser):
@@ -17,17 +22,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def _plan_from_args(args, defaults=None):
-    from ..options import merge_values, resolve_plan
-    from ..presets import load_preset
-
-    preset = load_preset(args.preset) if args.preset else None
-    values = merge_values(args, preset.values if preset else None, defaults)
-    return resolve_plan(values, preset.name if preset else None), preset
-
-
-def _print_plan(plan, settings, extra_lines=()):
-    from ..options import plan_lines
+def print_plan(plan, settings, extra_lines=()):
+    from ..plan import plan_lines
 
     for line in plan_lines(plan, settings, plan.objective()):
         print(line)
@@ -35,27 +31,27 @@ def _print_plan(plan, settings, extra_lines=()):
         print(line)
 
 
+def _notes(recorders) -> None:
+    for r in recorders:
+        if getattr(r, "note", None):
+            print(f"dreamreel: interrupted: {r.note}", file=sys.stderr)
+
+
 def cmd_dream(args) -> int:
-    from ..render.recorders import recorders_from_args, recorder_outputs
-    from ..render.still import check_outputs, check_still_output, dream_still, load_source, parse_source
+    from .. import api
 
     output = Path(args.output)
-    check_still_output(output)
-    source = parse_source(args.input)
-    check_outputs([source.path], [output, *recorder_outputs(args)])
-    plan, _ = _plan_from_args(args)
-    _, size = load_source(source, plan)
-    settings = plan.settings(size)
     if args.dry_run:
-        print(f"input      {source.label}")
-        print(f"output     {output}  {size[0]}x{size[1]}")
-        _print_plan(plan, settings)
-        return 0
-    recorders = recorders_from_args(args, settings)
-    from ..render.recorders import recording
+        from ..render.runtime import check_still_output
 
-    with recording(recorders):
-        data = dream_still(plan, source, output, recorders=recorders, show_progress=not args.quiet)
+        check_still_output(output)
+        p = api.prepare_still(args.input, preset=args.preset, **given(args))
+        print(f"input      {p.source.label}")
+        print(f"output     {output}  {p.size[0]}x{p.size[1]}")
+        print_plan(p.plan, p.settings)
+        return 0
+    result = api.write_dream(args.input, output, preset=args.preset, show_progress=not args.quiet, **given(args))
+    data = result.report
     msg = f"wrote {output} ({data['seconds']:.1f} s)"
     if "target_probability" in data:
         tp = data["target_probability"]
@@ -64,77 +60,59 @@ def cmd_dream(args) -> int:
     return 0
 
 
-ZOOM_DEFAULTS = {"frames": 48, "fps": 12.0, "zoom": 1.04, "rotate": 0.0, "shift": "0,0", "first_octaves": 3}
-
-
-def _zoom_value(args, preset, key, parse):
-    """A zoom option: explicit flag, else the preset's, else the default."""
-    raw = getattr(args, key)
-    if raw is None and preset is not None and key in preset.extra:
-        raw = preset.extra[key]
-        if isinstance(raw, list):
-            raw = ",".join(str(v) for v in raw)
-    if raw is None:
-        raw = ZOOM_DEFAULTS[key]
-    try:
-        return parse(raw)
-    except (TypeError, ValueError):
-        raise DreamError(f"bad value {raw!r} for --{key.replace('_', '-')}") from None
-
-
-def _positive(kind):
-    def parse(v):
-        x = kind(v)
-        if x <= 0:
-            raise ValueError
-        return x
-
-    return parse
-
-
 def cmd_zoom(args) -> int:
-    from ..options import parse_octaves
-    from ..render.recorders import FrameOverlay, ProgressRecorder, recording
-    from ..render.still import check_outputs, check_video_output, load_source, parse_source
-    from ..render.zoom import Timeline, ZoomJob, load_timeline, parse_shift, render_zoom
+    from .. import api
+    from ..render.runtime import check_video_output
 
     output = check_video_output(Path(args.output))
-    source = parse_source(args.input)
-    progress = Path(args.progress) if args.progress else None
-    overlay = check_video_output(Path(args.overlay)) if args.overlay else None
-    check_outputs([source.path], [output, progress, overlay])
-    plan, preset = _plan_from_args(args, defaults={"octaves": 1, "steps": [3]})
-    frames = _zoom_value(args, preset, "frames", _positive(int))
-    fps = _zoom_value(args, preset, "fps", _positive(float))
-    zoom = _zoom_value(args, preset, "zoom", _positive(float))
-    rotate = _zoom_value(args, preset, "rotate", float)
-    shift = parse_shift(_zoom_value(args, preset, "shift", str))
-    first = _zoom_value(args, preset, "first_octaves", parse_octaves)
-    timeline = load_timeline(args.timeline) if args.timeline else Timeline()
-    timeline = timeline.with_defaults(zoom=zoom, rotate=rotate, shift_x=shift[0], shift_y=shift[1])
-    job = ZoomJob(frames=frames, fps=fps, timeline=timeline, first_octaves=first, octaves=plan.octaves,
-                  steps=plan.steps, crf=args.crf)
-    _, size = load_source(source, plan)
-    first_settings = plan.settings(size, octaves=first)
-    each = plan.settings(size)
+    p = api.prepare_zoom(args.input, preset=args.preset, **given(args))
+    v = p.values
     if args.dry_run:
-        print(f"input      {source.label}")
-        print(f"output     {output}  {frames} frames at {fps:g} fps, {size[0]}x{size[1]}")
-        print(f"motion     zoom {zoom:g}  rotate {rotate:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
-              + (f"  (timeline {args.timeline}: {len(timeline.keys)} keys)" if args.timeline else ""))
+        shift = v["shift"]
+        print(f"input      {p.source.label}")
+        print(f"output     {output}  {v['frames']} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
+        print(f"motion     zoom {v['zoom']:g}  rotate {v['rotate']:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
+              + (f"  (timeline {v['timeline']}: {len(p.job.timeline.keys)} keys)" if v["timeline"] else ""))
         print("first frame:")
-        _print_plan(plan, first_settings)
+        print_plan(p.plan, p.first_settings)
         print("each later frame:")
-        _print_plan(plan, each)
+        print_plan(p.plan, p.settings)
         return 0
-    recorder = ProgressRecorder(progress, every=args.progress_every, fps=args.video_fps,
-                                caption=not args.no_caption) if progress else None
-    overlays = [FrameOverlay(overlay, fps=fps, feature=args.overlay_feature, caption=not args.no_caption,
-                             append=args.resume)] if overlay else []
-    with recording(([recorder] if recorder else []) + overlays):
-        data = render_zoom(plan, source, output, job, resume=args.resume, show_progress=not args.quiet,
-                           progress_recorder=recorder, frame_recorders=overlays)
-    print(f"wrote {output}: {frames} frames at {fps:g} fps ({data['seconds']:.1f} s)", file=sys.stderr)
+    result = api.write_zoom(args.input, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    if result.already_complete:
+        print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
+        return 0
+    print(f"wrote {output}: {v['frames']} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_video(args) -> int:
+    from .. import api
+    from ..render.runtime import check_video_output
+
+    output = check_video_output(Path(args.output))
+    source = Path(args.input)
+    p = api.prepare_clip(source, preset=args.preset, **given(args))
+    if args.dry_run:
+        info, clip, job = p.clip.info, p.clip, p.job
+        audio = "audio" if info.has_audio else "no audio"
+        vfr = ", variable frame rate" if info.variable_frame_rate else ""
+        print(f"input      {source}  {info.size[0]}x{info.size[1]}, {info.n_frames} frames at {info.fps:.4g} fps, {audio}{vfr}")
+        print(f"output     {output}  {'' if clip.exact else 'about '}{clip.frames} frames at {clip.fps:.4g} fps, "
+              f"{clip.size[0]}x{clip.size[1]}")
+        carry = "none (every frame on its own)" if job.flow == "none" else f"{p.raft or job.flow}, blend {job.blend:g}"
+        print(f"flow       {carry}")
+        print("each frame:")
+        print_plan(p.plan, p.settings)
+        return 0
+    result = api.write_clip(source, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    if result.already_complete:
+        print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
+        return 0
+    if result.stopped_early:
+        print(f"dreamreel: warning: {result.stopped_early}; {output} has the {result.frames} frames before it", file=sys.stderr)
+    audio = ", audio kept" if result.sidecar["audio"] else ""
+    print(f"wrote {output}: {result.frames} frames at {result.fps:.4g} fps{audio} ({result.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -169,7 +147,9 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from ..options import add_dream_arguments, add_frame_overlay_arguments
+    from ..options import VIDEO_DEFAULTS, VIDEO_DEFAULTS_NO_FLOW, ZOOM_DEFAULTS
+    from .batch import register as register_batch
+    from .reproduce import add_parser as register_reproduce
 
     parser = Parser(prog="dreamreel", description="Deep-dream stills, zoom videos, progress and activation animations.")
     parser.add_argument("--version", action="version", version=f"dreamreel {__version__}")
@@ -179,8 +159,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("dream", help="dream a still image (or noise)", description="Dream a still image, octave by octave.")
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH (the article's uniform(0,1)/10+0.5)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg); a sidecar OUT.json is written beside it")
-    add_dream_arguments(p)
-    _add_recording_arguments(p)
+    add_options(p, {"dream": None, "recording": STILL_RECORDING})
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dream)
 
@@ -189,31 +168,28 @@ def build_parser() -> Parser:
         "The first frame uses --first-octaves octaves; each later frame --octaves (default 1) and --steps (default 3)."))
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
-    z = p.add_argument_group("zoom")
-    z.add_argument("--frames", default=None, metavar="N", help=f"number of frames [default: {ZOOM_DEFAULTS['frames']}]")
-    z.add_argument("--fps", default=None, metavar="F", help=f"frames per second [default: {ZOOM_DEFAULTS['fps']:g}]")
-    z.add_argument("--zoom", default=None, metavar="Z", help=f"zoom per frame, >1 moves in [default: {ZOOM_DEFAULTS['zoom']}]")
-    z.add_argument("--rotate", default=None, metavar="DEG", help="rotation per frame in degrees [default: 0]")
-    z.add_argument("--shift", default=None, metavar="DX,DY", help="shift per frame in pixels [default: 0,0]")
-    z.add_argument("--timeline", default=None, metavar="FILE", help="TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched")
-    z.add_argument("--first-octaves", default=None, metavar="N|S1,...", help="the first frame's octaves [default: 3]")
-    z.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    z.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality, lower is better [default: 18]")
-    add_dream_arguments(p)
-    g = p.add_argument_group("recording")
-    g.add_argument("--progress", metavar="FILE", help="optimisation progress of the first frame (.mp4, .gif or folder/)")
-    g.add_argument("--progress-every", type=int, default=1, metavar="K", help="record every K-th step [default: 1]")
-    g.add_argument("--video-fps", type=float, default=12.0, metavar="F", help="frame rate of the progress animation [default: 12]")
-    g.add_argument("--no-caption", action="store_true", help="no octave/step caption on recorded frames")
-    add_frame_overlay_arguments(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
+    add_options(p, {"zoom": None, "output": None, "dream": None, "recording": ZOOM_RECORDING}, defaults=ZOOM_DEFAULTS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
-    from ..batch import register as register_batch
-    from ..render.clip import register as register_video
-    from ..reproduce import add_parser as register_reproduce
+    p = sub.add_parser("video", help="dream a video clip, coherently along its motion", description=(
+        "Dream a clip frame by frame. Each frame starts from its source frame plus the previous frame's dream "
+        "detail, warped along the optical flow and weighted by --blend, then gets a few dream steps "
+        f"(defaults per frame: --octaves 1 --steps {VIDEO_DEFAULTS['steps'][0]} --lr {VIDEO_DEFAULTS['lr'][0][0]:g}; "
+        f"with --flow none, where each frame is dreamt from scratch: --steps {VIDEO_DEFAULTS_NO_FLOW['steps'][0]} and "
+        "the dream --lr). The first frame is dreamt as if the clip had held still before it, so the dream does not "
+        "fade in. Lower --lr or raise --blend for a steadier dream. "
+        "The output keeps the clip's frame rate, size (unless --size) and audio track (MP4)."))
+    p.add_argument("input", metavar="INPUT", help="video file (MP4, MOV, MKV, WebM, AVI, animated GIF, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
+    add_options(p, {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature")},
+                defaults=VIDEO_DEFAULTS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_video)
 
-    register_video(sub)
     register_batch(sub)
     register_reproduce(sub)
 
@@ -227,15 +203,19 @@ def build_parser() -> Parser:
     return parser
 
 
-def _add_recording_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("recording")
-    g.add_argument("--progress", metavar="FILE", help="optimisation-progress animation (.mp4, .gif or folder/)")
-    g.add_argument("--progress-every", type=int, default=1, metavar="K", help="record every K-th step [default: 1]")
-    g.add_argument("--activations", metavar="FILE", help="activation-over-time video (.mp4/.gif) and FILE.csv")
-    g.add_argument("--overlay", metavar="FILE", help="per-step activation heatmap over the image (.mp4/.gif)")
-    g.add_argument("--overlay-feature", type=int, default=None, metavar="F", help="overlay one feature instead of the mean over features")
-    g.add_argument("--video-fps", type=float, default=12.0, metavar="F", help="frame rate of the recordings [default: 12]")
-    g.add_argument("--no-caption", action="store_true", help="no octave/step caption on recorded frames")
+def _partial_line(exc) -> str | None:
+    part = getattr(exc, "partial", None)
+    if part is None:
+        return None
+    if part.note:
+        return f"dreamreel: {part.note}"
+    if isinstance(exc, KeyboardInterrupt):
+        if part.frames:
+            return f"dreamreel: interrupted: {part.output} holds {part.frames} of {part.total} frames; continue with --resume"
+        return f"dreamreel: interrupted before the first frame of {part.output} was finished; nothing written"
+    if part.new > 0 or part.frames > part.new:
+        return f"dreamreel: {part.output} holds the {part.frames} frames finished before the error; continue with --resume"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,13 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DreamError as exc:
+        if line := _partial_line(exc):
+            print(line, file=sys.stderr)
         print(f"dreamreel: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        if not getattr(exc, "reported", False):
+        for note in getattr(exc, "recorder_notes", ()):
+            print(f"dreamreel: interrupted: {note}", file=sys.stderr)
+        line = _partial_line(exc)
+        if line:
+            print(line, file=sys.stderr)
+        elif not getattr(exc, "reported", False):
             print("dreamreel: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
+        if line := _partial_line(exc):
+            print(line, file=sys.stderr)
         print(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}", file=sys.stderr)
         return 2
 

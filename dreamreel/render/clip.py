@@ -15,11 +15,9 @@ PNG) is frame for frame the same as an uninterrupted one.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,29 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DreamError
+from ..io.images import to_uint8
+from .frames import FrameStart, fingerprint
 
-FLOW_CHOICES = ("farneback", "raft", "raft_small", "raft_large", "none")
+from ..options import DEFAULT_BLEND, FLOW_CHOICES, command_defaults
 
-#: Per-frame dream defaults (explicit flags and presets win): one octave at the output size, few steps.
-#: With flow, a frame continues the previous frame's dream (its detail carried along the motion), so it needs
-#: only a small top-up. The top-up is what flickers: the gradient of a stride-32 network does not follow the
-#: scene when it moves, so whatever a frame's steps add is partly new detail. Two half-size steps (lr 0.0075)
-#: add detail that follows the scene better than one full step (their two jitters average out), so per unit of
-#: dream they flicker half as much. benchmarks/flicker.py, realshort.mp4 at 128 px, added flicker (grey levels)
-#: and dream strength (mean |dream - source|): none at its defaults 3.26 / 5.70; flow with 1 step at lr 0.015
-#: 1.27 / 5.47; flow with these defaults 0.64 / 5.06.
-VIDEO_DEFAULTS = {"octaves": 1, "steps": [2], "lr": [(0.0075, 0.0075)]}
-#: ``--flow none``: each frame is dreamt from scratch, so it needs full steps for the dream to show.
-VIDEO_DEFAULTS_NO_FLOW = {"octaves": 1, "steps": [3]}
-#: How much of the previous frame's warped dream detail a frame starts from; the dream builds up to about
-#: 1/(1-B) frames' worth of top-ups, and content entering the frame takes a few frames to catch up.
-DEFAULT_BLEND = 0.9
 #: The first frame has no previous dream to continue: it is dreamt up to this many times over (see warmup_passes).
 MAX_WARMUP = 10
 
 
 def video_defaults(flow: str) -> dict:
-    return dict(VIDEO_DEFAULTS_NO_FLOW if flow == "none" else VIDEO_DEFAULTS)
+    return command_defaults("video", flow)
 
 
 @dataclass(frozen=True)
@@ -65,77 +51,21 @@ class VideoJob:
     crf: int = 18
 
 
-# ---------------------------------------------------------------- arguments
-
-
-def _blend(text: str) -> float:
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError
-    return v
-
-
-def _seconds(text: str) -> float:
-    v = float(text)
-    if not v >= 0 or v == float("inf"):
-        raise ValueError
-    return v
-
-
-def _every(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise ValueError
-    return v
-
-
-def add_video_options(parser: argparse.ArgumentParser, *, title: str = "video") -> None:
-    """The clip options (shared by ``dreamreel video`` and ``dreamreel batch``); values are parsed by :func:`job_from_args`."""
-    g = parser.add_argument_group(title)
-    g.add_argument("--flow", default=None, metavar="{farneback,raft,none}",
-                   help="optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, fast), "
-                        "raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), "
-                        "or none (every frame dreamt on its own) [default: farneback]")
-    g.add_argument("--blend", default=None, metavar="B",
-                   help=f"weight 0-1 of the previous frame's warped dream detail in the next frame's start "
-                        f"(higher: steadier, stronger dream) [default: {DEFAULT_BLEND:g}]")
-    g.add_argument("--start", default=None, metavar="T", help="first second of the clip to dream [default: 0]")
-    g.add_argument("--end", default=None, metavar="T", help="second at which to stop (exclusive) [default: the end]")
-    g.add_argument("--every", default=None, metavar="N",
-                   help="dream every N-th frame; the output plays at fps/N so it keeps the clip's timing [default: 1]")
-    g.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality, lower is better [default: 18]")
-
-
-def job_from_args(args) -> VideoJob:
-    def value(key, parse, default):
-        raw = getattr(args, key, None)
-        if raw is None:
-            return default
-        try:
-            return parse(raw)
-        except (TypeError, ValueError):
-            raise DreamError(f"bad value {raw!r} for --{key}") from None
-
-    flow = value("flow", str, "farneback")
-    if flow not in FLOW_CHOICES:
-        from ..errors import did_you_mean
-
-        raise DreamError(f"unknown --flow {flow!r}", did_you_mean(flow, FLOW_CHOICES) or f"choose from {', '.join(FLOW_CHOICES)}")
-    job = VideoJob(flow=flow, blend=value("blend", _blend, DEFAULT_BLEND), start=value("start", _seconds, 0.0),
-                   end=value("end", _seconds, None), every=value("every", _every, 1), crf=getattr(args, "crf", 18))
+def job_from_values(values: dict) -> VideoJob:
+    """The clip options of a merged option table (see ``options``), checked together."""
+    job = VideoJob(flow=values["flow"], blend=values["blend"], start=values["start"], end=values["end"],
+                   every=values["every"], crf=values["crf"])
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
-    if not 0 <= job.crf <= 51:
-        raise DreamError(f"bad value {job.crf} for --crf", "use 0 (lossless) to 51")
     return job
 
 
 def check_flow_method(method: str) -> str | None:
     """The RAFT variant that will run (its weights must be in the torch hub cache), or None for the others."""
     if method.startswith("raft"):
-        from .flow import _resolve_raft
+        from .flow import resolve_raft
 
-        return _resolve_raft(method)[0]
+        return resolve_raft(method)[0]
     return None
 
 
@@ -217,14 +147,14 @@ def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarr
 def _photometric_flow(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from .flow import _grid, compute_flow, warp
+    from .flow import compute_flow, grid, warp
 
     flow = compute_flow(cur, prev, "farneback")
     g_prev = cv2.GaussianBlur(cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
     g_cur = cv2.GaussianBlur(cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
     err = np.abs(warp(g_prev, flow) - g_cur)
     h, w = err.shape
-    gx, gy = _grid(h, w)
+    gx, gy = grid(h, w)
     tx, ty = gx + flow[..., 0], gy + flow[..., 1]
     inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
     return flow, ((err < MATCH_TOLERANCE) & inside).astype(np.float32)
@@ -244,7 +174,7 @@ class ClipPlan:
 
 def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
     """Probe the clip (one clear VideoError line for a bad file) and work out the output's size, rate and length."""
-    from .flow import probe_video
+    from ..io.readers import probe_video
 
     info = probe_video(path)
     if info.duration and job.start >= info.duration:
@@ -281,230 +211,169 @@ def _fingerprint_source(path: Path) -> dict:
     return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+class ClipStart:
+    """Frame k starts from its source frame plus the last dream's detail, carried along the optical flow."""
+
+    name = "video"
+
+    def __init__(self, plan, clip: ClipPlan, job: VideoJob, input_path: Path):
+        self.plan, self.clip, self.job, self.input_path = plan, clip, job, input_path
+        self.settings = plan.settings(clip.size)
+        self.total = clip.frames
+        self.carry = job.flow != "none" and job.blend > 0
+        self.warmup = warmup_passes(job)
+        self.prev_dream = self.prev_src = None
+        self.stopped_early: str | None = None
+        self.dream_seconds = self.flow_seconds = 0.0
+        self._src = None
+        self._carried, self._visible, self._passes = False, None, 1
+
+    def fingerprint(self) -> str:
+        job = self.job
+        return fingerprint({"plan": self.plan.to_json(), "source": _fingerprint_source(self.input_path),
+                            "settings": str(self.settings), "size": self.clip.size, "flow": job.flow,
+                            "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
+                            "warmup": self.warmup, "command": "video"})
+
+    def restore(self, last: np.ndarray) -> None:  # the checkpoint holds the last dream and its source side by side
+        w = last.shape[1] // 2
+        self.prev_dream, self.prev_src = last[:, :w], last[:, w:]
+
+    def indices(self, start: int):
+        from ..io.readers import VideoError, iter_frames
+
+        job = self.job
+        frames_in = iter_frames(self.input_path, start=job.start, end=job.end, every=job.every, size=self.clip.size)
+        k, started = -1, start > 0
+        try:
+            while True:
+                try:
+                    src = next(frames_in)
+                except StopIteration:
+                    return
+                except VideoError as exc:
+                    if not started:
+                        raise
+                    self.stopped_early = str(exc)  # a damaged tail: keep what decoded
+                    return
+                k += 1
+                if k < start:
+                    continue  # resuming: these frames are in the output already
+                self._src, started = src, True
+                yield k
+        finally:
+            frames_in.close()
+
+    def start(self, k: int, engine) -> FrameStart:
+        from .flow import warp
+        from . import runtime
+
+        plan, job, settings, src = self.plan, self.job, self.settings, self._src
+        detail = mask = None
+        self._carried, self._visible = False, None
+        if self.carry and self.prev_dream is not None:
+            flow, mask = carry_flow(self.prev_src, src, job.flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
+            self._carried, self._visible = True, float(mask.mean())
+        self._passes = self.warmup if self.carry and k == 0 else 1
+        for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
+            result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
+                               seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
+            detail = dream_detail(to_uint8(result.image), src, settings)
+        return FrameStart(start_image(src, detail, job.blend, mask), settings, plan.seed * 1_000_003 + k)
+
+    def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
+        self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
+        flow_s = prepare_s if self._carried else 0.0
+        self.flow_seconds += prepare_s
+        self.dream_seconds += dream_s
+        return {"frame": k, "seconds": round(prepare_s + dream_s, 4), "flow_seconds": round(flow_s, 4),
+                "dream_seconds": round(dream_s, 4), "carried": self._carried,
+                "visible": None if self._visible is None else round(self._visible, 4), "passes": self._passes,
+                "objective_end": result.octaves[-1].objective_end}
+
+    def checkpoint_image(self) -> np.ndarray:
+        return np.concatenate([self.prev_dream, self.prev_src], axis=1)
+
+
+def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):
+    """Yield the dreamt frames (HxWx3 uint8) of a clip one by one; nothing is written."""
+    from .frames import dream_frames
+    from .runtime import Engine
+
+    input_path = Path(input_path)
+    clip = plan_clip(input_path, plan, job)
+    check_flow_method(job.flow)
+    strategy = ClipStart(plan, clip, job, input_path)
+    engine = engine or Engine.load(plan)
+    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
+        yield frame
+
+
 def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume: bool = False,
-                 show_progress: bool = True, engine=None, clip: ClipPlan | None = None, frame_recorders=()) -> dict:
+                 show_progress: bool = True, engine=None, clip: ClipPlan | None = None, recorders=()):
     """Dream ``input_path`` frame by frame into ``output`` (.mp4 with the source's audio, .gif, or a PNG folder).
 
     Frames stream out as they finish; Ctrl-C (or any error) keeps the finished ones as a playable file plus a
-    checkpoint that ``resume=True`` continues exactly. ``engine``: a loaded ``render.Engine`` to reuse.
-    Returns the sidecar's content.
+    checkpoint that ``resume=True`` continues exactly. ``engine``: a loaded ``Engine`` to reuse.
+    Returns a ``frames.FramesResult``.
     """
-    from tqdm import tqdm
-
-    from ..io.writer import kind_for, open_writer
-    from ..io.images import to_uint8
-    from .still import Engine, run_dream
-    from .zoom import Checkpoint, fingerprint
-    from ..io.sidecar import write_sidecar
-    from .flow import VideoError, iter_frames, warp
+    from ..io.writer import kind_for
+    from .frames import render_frames
+    from .runtime import Engine
 
     input_path, output = Path(input_path), Path(output)
     clip = clip or plan_clip(input_path, plan, job)
     info, size = clip.info, clip.size
-    settings = plan.settings(size)
     raft = check_flow_method(job.flow)
     kind = kind_for(output)
-    carry = job.flow != "none" and job.blend > 0
-    warmup = warmup_passes(job)
-    key = fingerprint({"plan": plan.to_json(), "source": _fingerprint_source(input_path), "settings": str(settings),
-                       "size": size, "flow": job.flow, "blend": job.blend, "start": job.start, "end": job.end,
-                       "every": job.every, "warmup": warmup, "command": "video"})
-    checkpoint = Checkpoint(output)
-    start, last, records, finished = checkpoint.begin(resume, output, key)
-    if finished is not None:
-        return finished
-    prev_dream, prev_src = None, None
-    if last is not None:  # the checkpoint holds the last dream and its source side by side
-        w = last.shape[1] // 2
-        prev_dream, prev_src = last[:, :w], last[:, w:]
-    engine = engine or Engine.load(plan)
+    strategy = ClipStart(plan, clip, job, input_path)
+    key = strategy.fingerprint()
+    settings = strategy.settings
     tmpdir = Path(tempfile.mkdtemp(prefix="dreamreel-audio-"))
-    audio = None
-    if kind == "mp4" and info.has_audio:
-        audio = input_path if job.start == 0 else _audio_segment(input_path, job.start, job.end, tmpdir)
-    frames_in = iter_frames(input_path, start=job.start, end=job.end, every=job.every, size=size)
-    appended, stopped_early = start, None
-    dream_seconds = flow_seconds = 0.0
-    t_start = time.perf_counter()
-    bar = tqdm(total=max(clip.frames, start), initial=start, desc="video", unit="frame", dynamic_ncols=True,
-               leave=False, disable=not show_progress)
-    writer = None
     try:
-        writer = open_writer(output, fps=clip.fps, crf=job.crf, audio_from=audio, append=start > 0)
-        k = -1
-        while True:
-            try:
-                src = next(frames_in)
-            except StopIteration:
-                break
-            except VideoError as exc:
-                if appended == 0:
-                    raise
-                stopped_early = str(exc)  # a damaged tail: keep what decoded
-                break
-            k += 1
-            if k < start:
-                continue  # resuming: these frames are in the output already
-            t0 = time.perf_counter()
-            carried, visible, detail, mask = False, None, None, None
-            if carry and prev_dream is not None:
-                flow, mask = carry_flow(prev_src, src, job.flow)
-                detail = warp(dream_detail(prev_dream, prev_src, settings), flow)
-                carried, visible = True, float(mask.mean())
-            t1 = time.perf_counter()
-            passes = warmup if carry and k == 0 else 1
-            for i in range(passes - 1):  # the first frame: dreamt as if the clip had held still before it
-                result = run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
-                                   seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-                detail = dream_detail(to_uint8(result.image), src, settings)
-            result = run_dream(engine, start_image(src, detail, job.blend, mask).to(engine.device), settings,
-                               seed=plan.seed * 1_000_003 + k, desc=f"frame {k + 1}", show_progress=False,
-                               callbacks=[r.on_step for r in frame_recorders])
-            frame = to_uint8(result.image)  # the quantised frame is both what is written and what the next continues
-            t2 = time.perf_counter()
-            writer.append(frame)
-            for r in frame_recorders:
-                r.frame_done(frame, k)
-            appended, prev_dream, prev_src = k + 1, frame, src
-            flow_seconds += t1 - t0
-            dream_seconds += t2 - t1
-            records.append({"frame": k, "seconds": round(t2 - t0, 4), "flow_seconds": round(t1 - t0, 4) if carried else 0.0,
-                            "dream_seconds": round(t2 - t1, 4), "carried": carried,
-                            "visible": None if visible is None else round(visible, 4), "passes": passes,
-                            "objective_end": result.octaves[-1].objective_end})
-            bar.update(1)
-        writer.close()
-    except BaseException as exc:
-        bar.close()
-        new = appended - start
-        if writer is not None:
-            if new > 0:  # keep the finished frames as a playable file
-                try:
-                    writer.close()
-                except Exception as err:
-                    writer.abort()
-                    print(f"dreamreel: could not finish {output}: {err}", file=sys.stderr)
-                    new = 0
-            else:
-                writer.abort()
-        if new > 0:
-            checkpoint.save(key, appended, np.concatenate([prev_dream, prev_src], axis=1), records)
-        shutil.rmtree(tmpdir, ignore_errors=True)
-        if isinstance(exc, KeyboardInterrupt):
-            if appended:
-                print(f"dreamreel: interrupted: {output} holds {appended} of {clip.frames} frames; "
-                      f"continue with --resume", file=sys.stderr)
-            else:
-                print(f"dreamreel: interrupted before the first frame of {output} was finished; nothing written",
-                      file=sys.stderr)
-            exc.reported = True
-        elif new > 0 or start > 0:
-            print(f"dreamreel: {output} holds the {appended} frames finished before the error; "
-                  f"continue with --resume", file=sys.stderr)
-        raise
+        audio = None
+        if kind == "mp4" and info.has_audio:
+            audio = input_path if job.start == 0 else _audio_segment(input_path, job.start, job.end, tmpdir)
+
+        def sidecar(state) -> dict:
+            engine = state.engine
+            records = state.records
+            per = [r for r in records if r["carried"]]
+            return {
+                "command": "video",
+                "input": str(input_path),
+                "output": str(output),
+                "source": {"fps": info.fps, "size": list(info.size), "frames": info.n_frames, "duration": info.duration,
+                           "audio": info.has_audio, "variable_frame_rate": info.variable_frame_rate},
+                "frames": state.frames,
+                "fps": clip.fps,
+                "size": list(size),
+                "audio": bool(audio) and kind == "mp4",
+                "start": job.start,
+                "end": job.end,
+                "every": job.every,
+                "flow": job.flow if raft is None else raft,
+                "blend": job.blend if job.flow != "none" else None,
+                "parameters": plan.to_json(),
+                "model": engine.spec.name,
+                "weights": plan.to_json()["weights_source"],
+                "seed": plan.seed,
+                "device": str(engine.device),
+                "frame_octaves": [{"size": list(o.size), "steps": o.steps} for o in settings.octaves],
+                "first_frame_passes": strategy.warmup,
+                "seconds": round(state.seconds, 3),
+                "dream_seconds": round(strategy.dream_seconds, 3),
+                "flow_seconds": round(strategy.flow_seconds, 3),
+                "flow_fraction": round(sum(r["flow_seconds"] for r in per) / max(1e-9, sum(r["dream_seconds"] for r in per)), 4) if per else None,
+                "resumed_at_frame": state.start if state.start else None,
+                "stopped_early": strategy.stopped_early,
+                "per_frame": records,
+                "fingerprint": key,
+            }
+
+        return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=clip.fps,
+                             crf=job.crf, resume=resume, audio_from=audio, recorders=recorders,
+                             show_progress=show_progress, sidecar=sidecar)
     finally:
-        if hasattr(frames_in, "close"):
-            frames_in.close()
-    bar.close()
-    shutil.rmtree(tmpdir, ignore_errors=True)
-    checkpoint.remove()
-    if stopped_early:
-        print(f"dreamreel: warning: {stopped_early}; {output} has the {appended} frames before it", file=sys.stderr)
-    wall = time.perf_counter() - t_start
-    per = [r for r in records if r["carried"]]
-    data = {
-        "command": "video",
-        "input": str(input_path),
-        "output": str(output),
-        "source": {"fps": info.fps, "size": list(info.size), "frames": info.n_frames, "duration": info.duration,
-                   "audio": info.has_audio, "variable_frame_rate": info.variable_frame_rate},
-        "frames": appended,
-        "fps": clip.fps,
-        "size": list(size),
-        "audio": bool(audio) and kind == "mp4",
-        "start": job.start,
-        "end": job.end,
-        "every": job.every,
-        "flow": job.flow if raft is None else raft,
-        "blend": job.blend if job.flow != "none" else None,
-        "parameters": plan.to_json(),
-        "model": engine.spec.name,
-        "weights": plan.to_json()["weights_source"],
-        "seed": plan.seed,
-        "device": str(engine.device),
-        "frame_octaves": [{"size": list(o.size), "steps": o.steps} for o in settings.octaves],
-        "first_frame_passes": warmup,
-        "seconds": round(wall, 3),
-        "dream_seconds": round(dream_seconds, 3),
-        "flow_seconds": round(flow_seconds, 3),
-        "flow_fraction": round(sum(r["flow_seconds"] for r in per) / max(1e-9, sum(r["dream_seconds"] for r in per)), 4) if per else None,
-        "resumed_at_frame": start if start else None,
-        "stopped_early": stopped_early,
-        "per_frame": records,
-        "fingerprint": key,
-    }
-    write_sidecar(output, data)
-    return data
-
-
-# ---------------------------------------------------------------- the command
-
-
-def cmd_video(args) -> int:
-    from ..cli.commands import _plan_from_args, _print_plan
-    from .still import check_outputs, check_video_output
-
-    output = check_video_output(Path(args.output))
-    source = Path(args.input)
-    overlay = check_video_output(Path(args.overlay)) if args.overlay else None
-    check_outputs([source], [output, overlay])
-    job = job_from_args(args)
-    plan, _ = _plan_from_args(args, defaults=video_defaults(job.flow))
-    raft = check_flow_method(job.flow)
-    clip = plan_clip(source, plan, job)
-    settings = plan.settings(clip.size)
-    info = clip.info
-    if args.dry_run:
-        audio = "audio" if info.has_audio else "no audio"
-        vfr = ", variable frame rate" if info.variable_frame_rate else ""
-        print(f"input      {source}  {info.size[0]}x{info.size[1]}, {info.n_frames} frames at {info.fps:.4g} fps, {audio}{vfr}")
-        print(f"output     {output}  {'' if clip.exact else 'about '}{clip.frames} frames at {clip.fps:.4g} fps, "
-              f"{clip.size[0]}x{clip.size[1]}")
-        carry = "none (every frame on its own)" if job.flow == "none" else f"{raft or job.flow}, blend {job.blend:g}"
-        print(f"flow       {carry}")
-        print("each frame:")
-        _print_plan(plan, settings)
-        return 0
-    from .recorders import FrameOverlay, recording
-
-    recs = [FrameOverlay(overlay, fps=clip.fps, feature=args.overlay_feature, append=args.resume)] if overlay else []
-    with recording(recs):
-        data = render_video(plan, source, output, job, resume=args.resume, show_progress=not args.quiet, clip=clip,
-                            frame_recorders=recs)
-    audio = ", audio kept" if data["audio"] else ""
-    print(f"wrote {output}: {data['frames']} frames at {data['fps']:.4g} fps{audio} ({data['seconds']:.1f} s)", file=sys.stderr)
-    return 0
-
-
-def register(sub) -> argparse.ArgumentParser:
-    """Add the ``video`` subcommand to the CLI's subparsers."""
-    from ..options import add_dream_arguments, add_frame_overlay_arguments
-
-    p = sub.add_parser("video", help="dream a video clip, coherently along its motion", description=(
-        "Dream a clip frame by frame. Each frame starts from its source frame plus the previous frame's dream "
-        "detail, warped along the optical flow and weighted by --blend, then gets a few dream steps "
-        f"(defaults per frame: --octaves 1 --steps {VIDEO_DEFAULTS['steps'][0]} --lr {VIDEO_DEFAULTS['lr'][0][0]:g}; "
-        f"with --flow none, where each frame is dreamt from scratch: --steps {VIDEO_DEFAULTS_NO_FLOW['steps'][0]} and "
-        "the dream --lr). The first frame is dreamt as if the clip had held still before it, so the dream does not "
-        "fade in. Lower --lr or raise --blend for a steadier dream. "
-        "The output keeps the clip's frame rate, size (unless --size) and audio track (MP4)."))
-    p.add_argument("input", metavar="INPUT", help="video file (MP4, MOV, MKV, WebM, AVI, animated GIF, ...)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
-    add_video_options(p)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_dream_arguments(p)
-    add_frame_overlay_arguments(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_video)
-    return p
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Video input and optical flow: probe and stream-decode clips, estimate and apply dense flow, measure flicker.
+"""Optical flow: estimate and apply dense flow, measure flicker (decoding is in ``io.readers``).
 
 Knows nothing about models or encoders. Used by ``dreamreel video`` (carry the previous frame's dream
 detail forward along the flow) and by ``benchmarks/flicker.py`` (score how much an output flickers).
@@ -18,25 +18,17 @@ Conventions (all arrays are numpy, images HxWxC, flows HxWx2 float32 holding (dx
 from __future__ import annotations
 
 import functools
-import logging
-import re
-import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..errors import DreamError
+from ..io.readers import VideoError
 
 __all__ = [
-    "VideoError",
-    "VideoInfo",
     "ClipFlow",
-    "probe_video",
-    "iter_frames",
-    "is_video_path",
     "compute_flow",
     "flow_to_prev",
     "resize_flow",
@@ -45,286 +37,7 @@ __all__ = [
     "clip_flow",
     "temporal_inconsistency",
     "FLOW_METHODS",
-    "VIDEO_SUFFIXES",
 ]
-
-
-class VideoError(DreamError):
-    """A video that cannot be used, explained in one line for the user (no ffmpeg log dump)."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
-
-
-def _fail(path, reason: str) -> VideoError:
-    return VideoError(f"cannot read video '{path}': {reason}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Probing and decoding
-# ---------------------------------------------------------------------------------------------------------------
-
-#: Suffixes treated as video by :func:`is_video_path`. ``.gif`` is handled separately (only animated GIFs).
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp"})
-
-
-@dataclass
-class VideoInfo:
-    """What :func:`probe_video` learns without decoding: display size (after rotation metadata) as (w, h)."""
-
-    path: Path
-    fps: float
-    size: tuple[int, int]
-    n_frames: int | None
-    duration: float | None
-    has_audio: bool
-    variable_frame_rate: bool | None
-
-
-@dataclass
-class _Header:
-    fmt: str
-    stream_index: int
-    size: tuple[int, int]
-    fps: float | None
-    tbr: float | None
-    duration: float | None
-    has_audio: bool
-
-
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _run_ffmpeg(args: list[str], timeout: float = 600.0) -> tuple[int, str, str]:
-    """Run ffmpeg; returns (exit code, stdout, stderr) as text."""
-    try:
-        proc = subprocess.run(
-            [_ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as err:  # pragma: no cover - pathological files only
-        raise VideoError(f"ffmpeg took more than {timeout:.0f}s to read '{args[1]}'") from err
-    return proc.returncode, proc.stdout.decode("utf-8", errors="replace"), proc.stderr.decode("utf-8", errors="replace")
-
-
-_STREAM_RE = re.compile(r"^\s*Stream #0:(\d+)\S*: (Video|Audio|Subtitle|Data|Attachment): (.*)$", re.M)
-_SIZE_RE = re.compile(r"[ ,](\d+)x(\d+)(?=[ ,\[]|$)")
-
-
-def _rate(line: str, unit: str) -> float | None:
-    m = re.search(r"([\d.]+)(k?) " + unit + r"\b", line)
-    if not m:
-        return None
-    value = float(m.group(1)) * (1000.0 if m.group(2) else 1.0)
-    return value if value > 0 else None
-
-
-def _explain_open_error(text: str) -> str:
-    if "No such file or directory" in text:
-        return "file not found"
-    if "Permission denied" in text:
-        return "permission denied"
-    if "Is a directory" in text:
-        return "it is a directory, not a video file"
-    if "moov atom not found" in text:
-        return "the file is incomplete or not a video (no MP4 index found; was the download or copy cut short?)"
-    if "Invalid data found when processing input" in text or "End of file" in text:
-        return "not a video ffmpeg can read (unrecognised or damaged data)"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return f"ffmpeg could not open it ({lines[-1] if lines else 'no error message'})"
-
-
-def _read_header(path) -> _Header:
-    """One cheap ffmpeg call (``ffmpeg -i``, no decoding): container, first real video stream, audio presence."""
-    p = Path(path)
-    if not p.exists():
-        raise _fail(path, "file not found")
-    if p.is_dir():
-        raise _fail(path, "it is a directory, not a video file")
-    if p.stat().st_size == 0:
-        raise _fail(path, "the file is empty")
-    _, _, text = _run_ffmpeg(["-i", str(p)], timeout=60.0)
-    m = re.search(r"^Input #0, (.+?), from ", text, re.M)
-    if not m:
-        raise _fail(path, _explain_open_error(text))
-    fmt = m.group(1)
-    if fmt == "tty":
-        raise _fail(path, "it is a text file, not a video")
-    if fmt.endswith("_pipe") or fmt == "image2":
-        raise _fail(path, "it is a still image, not a video")
-    streams = _STREAM_RE.findall(text)
-    video = [(int(i), rest) for i, kind, rest in streams if kind == "Video" and "attached pic" not in rest]
-    has_audio = any(kind == "Audio" for _, kind, _ in streams)
-    if not video:
-        if not streams:
-            raise _fail(path, "it contains no video frames (empty or unfinished recording?)")
-        raise _fail(path, "no video stream (is it a video file?)")
-    index, line = video[0]
-    sm = _SIZE_RE.search(line)
-    if not sm:
-        raise _fail(path, "ffmpeg reports no frame size for its video stream")
-    w, h = int(sm.group(1)), int(sm.group(2))
-    if w <= 0 or h <= 0:
-        raise _fail(path, f"its video stream has an invalid frame size {w}x{h}")
-    # Rotation metadata (phones): ffmpeg autorotates when decoding, so report the displayed size.
-    after = text[text.find(line):]
-    nxt = re.search(r"^\s*Stream #0:", after[len(line):], re.M)
-    block = after[: len(line) + (nxt.start() if nxt else len(after))]
-    rm = re.search(r"rotation of (-?[\d.]+) degrees", block) or re.search(r"rotate\s*:\s*(-?\d+)", block)
-    if rm and round(float(rm.group(1))) % 180 == 90:
-        w, h = h, w
-    dm = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    duration = int(dm.group(1)) * 3600 + int(dm.group(2)) * 60 + float(dm.group(3)) if dm else None
-    return _Header(fmt, index, (w, h), _rate(line, "fps"), _rate(line, "tbr"), duration or None, has_audio)
-
-
-def probe_video(path) -> VideoInfo:
-    """Size, frame rate, frame count, duration and audio presence of a video, decoding only its first frame.
-
-    Three short ffmpeg calls: ``-i`` for the header; a stream copy of the video packets to ffmpeg's
-    ``framecrc`` muxer, which lists every packet's timestamp (demux only: milliseconds for short clips,
-    disk-bound for long ones); a decode of the first frame. ``n_frames`` counts the packets an edit list
-    does not discard; ``fps`` is the mean rate of their timestamps (exactly the nominal rate for
-    constant-rate clips; for variable-rate ones it keeps the clip's length when the frames are re-timed
-    at a constant rate). ``variable_frame_rate`` is True when
-    frame intervals differ from their mean by more than 10% beyond timestamp rounding (e.g. phone clips
-    that slow down in the dark), None when there are too few timestamps to tell. Empty, truncated,
-    zero-frame, unreadable or not-a-video files raise :class:`VideoError`.
-    """
-    header = _read_header(path)
-    code, out, err = _run_ffmpeg(
-        ["-i", str(path), "-map", f"0:{header.stream_index}", "-c", "copy", "-f", "framecrc", "-"]
-    )
-    tb = re.search(r"^#tb \d+: (\d+)/(\d+)", out, re.M)
-    # "stream, dts, pts, duration, size, crc[, F=flags]"; flag 0x4 marks packets an edit list discards.
-    packets = re.findall(r"^\d+,\s*-?\d+,\s*(-?\d+),\s*-?\d+,\s*\d+,\s*0x[0-9a-fA-F]+(?:,\s*F=0x([0-9a-fA-F]+))?", out, re.M)
-    pts = sorted(int(p) for p, flags in packets if not int(flags or "0", 16) & 0x4)
-    n_frames = len(pts)
-    if code != 0 and not packets:
-        raise _fail(path, _explain_open_error(err))
-    if n_frames == 0:
-        raise _fail(path, "it contains no video frames")
-    if "partial file" in err:
-        raise _fail(path, f"the file is truncated (only {n_frames} frames readable; was the download or copy cut short?)")
-    _, _, dec = _run_ffmpeg(["-i", str(path), "-map", f"0:{header.stream_index}", "-frames:v", "1", "-f", "null", "-"])
-    if not re.search(r"frame=\s*1\b", dec):
-        raise _fail(path, "its first frame cannot be decoded (damaged file or unsupported codec?)")
-    fps, vfr, span = header.fps or header.tbr, None, None
-    pts = [p for p in pts if p > -(2**62)]  # drop packets without a timestamp
-    if tb and len(pts) >= 2 and pts[-1] > pts[0]:
-        tick = int(tb.group(1)) / int(tb.group(2))
-        deltas = np.diff(pts)
-        mean = (pts[-1] - pts[0]) / (len(pts) - 1)
-        fps = 1.0 / (mean * tick)
-        vfr = bool(np.abs(deltas - mean).max() > max(1.0, 0.1 * mean))
-        span = (pts[-1] - pts[0] + mean) * tick
-    if not fps:
-        raise _fail(path, "ffmpeg reports no frame rate for its video stream")
-    duration = header.duration or span
-    return VideoInfo(Path(path), float(fps), header.size, n_frames, duration, header.has_audio, vfr)
-
-
-class _DropSizeWarning(logging.Filter):
-    # imageio_ffmpeg warns whenever the decoded size differs from the coded one, i.e. for every rotated phone clip.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "is different from the source frame size" not in record.getMessage()
-
-
-logging.getLogger("imageio_ffmpeg").addFilter(_DropSizeWarning())
-
-
-def iter_frames(
-    path,
-    *,
-    start: float = 0.0,
-    end: float | None = None,
-    every: int = 1,
-    size: tuple[int, int] | None = None,
-) -> Iterator[np.ndarray]:
-    """Stream a video's frames as RGB uint8 HxWx3 arrays, one at a time (never extracted to disk).
-
-    ``start``/``end`` are in seconds: the frames with ``start <= timestamp < end`` (an accurate input seek,
-    so a late start does not decode from the beginning, then a trim); ``every``
-    keeps every N-th decoded frame counting from the first one at or after ``start``; ``size`` is the
-    output (w, h), resized with ``cv2.INTER_AREA``. Grayscale, odd-sized and rotated clips come out as
-    displayed RGB. Frames come out as decoded, one per source frame: none duplicated or dropped for variable rates.
-    Raises :class:`VideoError` for unusable files or when the range holds no frame, ValueError for bad arguments.
-    """
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
-    if start < 0 or (end is not None and end <= start):
-        raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ValueError(f"size must be (width, height) with positive values, got {size}")
-    header = _read_header(path)
-    return _iter_frames(path, header, start, end, every, None if size is None else (int(size[0]), int(size[1])))
-
-
-def _iter_frames(path, header: _Header, start, end, every, size) -> Iterator[np.ndarray]:
-    import imageio_ffmpeg
-
-    input_params = ["-ss", f"{start:.6f}"] if start > 0 else []
-    # passthrough: one output frame per decoded frame (the image pipe would otherwise duplicate frames to a
-    # constant rate, e.g. 10x for a 10 fps GIF whose timebase is 1/100 s).
-    output_params = ["-map", f"0:{header.stream_index}", "-an", "-sn", "-dn", "-fps_mode", "passthrough"]
-    if end is not None:
-        # trim on timestamps (already shifted by the seek) keeps exactly the frames with start <= t < end;
-        # an output "-t" would round to the frame rate and sometimes keep one more.
-        output_params += ["-vf", f"trim=end={end - start:.6f}"]
-    gen = imageio_ffmpeg.read_frames(str(path), input_params=input_params, output_params=output_params)
-    n_out = 0
-    try:
-        try:
-            meta = next(gen)
-        except (OSError, RuntimeError, IndexError, AttributeError) as err:
-            raise _fail(path, "ffmpeg could not start decoding it") from err
-        w, h = meta["size"]
-        for i, raw in enumerate(_guard(gen, path)):
-            if i % every:
-                continue
-            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-            if size is not None and (w, h) != size:
-                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-            else:
-                frame = frame.copy()  # writable, independent of ffmpeg's buffer
-            n_out += 1
-            yield frame
-    finally:
-        gen.close()
-    if n_out == 0:
-        span = f"between {start:g}s and {'the end' if end is None else f'{end:g}s'}"
-        length = f" (the video is {header.duration:.2f}s long)" if header.duration else ""
-        raise _fail(path, f"no frames {span}{length}")
-
-
-def _guard(gen, path):
-    try:
-        yield from gen
-    except RuntimeError as err:
-        first = str(err).splitlines()[1:2]
-        raise _fail(path, f"decoding stopped early ({first[0] if first else 'ffmpeg error'})") from err
-
-
-def is_video_path(path) -> bool:
-    """True for video suffixes (:data:`VIDEO_SUFFIXES`) and for an existing *animated* .gif (a still GIF is an image)."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return True
-    if suffix == ".gif" and p.is_file():
-        try:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                return bool(getattr(im, "is_animated", False))
-        except Exception:
-            return False
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -425,7 +138,7 @@ def _raft_model(name: str, device: str, checkpoint: str):
     return model.eval().to(device)
 
 
-def _resolve_raft(method: str) -> tuple[str, Path]:
+def resolve_raft(method: str) -> tuple[str, Path]:
     names = ("raft_small", "raft_large") if method == "raft" else (method,)
     for name in names:
         ckpt = _raft_checkpoint(name)
@@ -445,7 +158,7 @@ def _raft(pairs: list[tuple[np.ndarray, np.ndarray]], method: str) -> list[np.nd
     import torch
     import torch.nn.functional as F
 
-    name, ckpt = _resolve_raft(method)
+    name, ckpt = resolve_raft(method)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = _raft_model(name, device, str(ckpt))
 
@@ -519,7 +232,7 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     gx.flags.writeable = gy.flags.writeable = False
     return gx, gy
@@ -537,7 +250,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
         raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} differ in size")
     if image.dtype != np.uint8 and image.dtype != np.float32:
         image = image.astype(np.float32)
-    gx, gy = _grid(h, w)
+    gx, gy = grid(h, w)
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
 
     def remap(img):
@@ -564,7 +277,7 @@ def occlusion_mask(flow: np.ndarray, flow_back: np.ndarray, *, alpha: float = 0.
     r = warp(flow_back, flow)
     err = np.sum((flow + r) ** 2, axis=2)
     bound = alpha * (np.sum(flow**2, axis=2) + np.sum(r**2, axis=2)) + beta
-    gx, gy = _grid(h, w)
+    gx, gy = grid(h, w)
     tx, ty = gx + flow[..., 0], gy + flow[..., 1]
     inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
     return ((err < bound) & inside).astype(np.float32)

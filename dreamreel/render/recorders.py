@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import sys
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,15 +51,46 @@ class HostFrame:
         return self.tensor.numpy()
 
 
+class Recorder:
+    """The one recorder protocol: ``begin`` before the first dream, ``on_step`` after every step,
+    ``frame_done`` after each output frame (zoom, clip), ``finish`` at the end (its dict joins the sidecar).
+    A recorder is also a context manager that opens and finalises its files; ``note`` says, after a Ctrl-C,
+    what it kept."""
+
+    outputs: list[Path] = []
+    note: str | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin(self, first: torch.Tensor, settings: DreamSettings, engine=None) -> None:
+        pass
+
+    def on_step(self, step: Step) -> None:
+        pass
+
+    def frame_done(self, frame: np.ndarray, index: int) -> None:
+        pass
+
+    def finish(self, result: DreamResult) -> dict | None:
+        return None
+
+
 def step_caption(step: Step) -> str:
     return f"octave {step.octave + 1}/{step.n_octaves} · step {step.step + 1}/{step.steps}"
 
 
-class ProgressRecorder:
-    """The image after each optimisation step across all octaves, scaled to the final size."""
+class ProgressRecorder(Recorder):
+    """The image after each optimisation step across all octaves, scaled to the final size.
 
-    def __init__(self, path: Path, *, every: int = 1, fps: float = 12.0, caption: bool = True):
+    ``frames``: record the steps of this many output frames only (a zoom records its first frame's dream)."""
+
+    def __init__(self, path: Path, *, every: int = 1, fps: float = 12.0, caption: bool = True, frames: int | None = None):
         self.path, self.every, self.fps, self.caption = Path(path), max(1, every), fps, caption
+        self.frames, self._frames_done = frames, 0
         self.outputs = [self.path]
         self._pending: deque[tuple[HostFrame, str]] = deque()
         self.writer = None
@@ -79,7 +109,7 @@ class ProgressRecorder:
             with contextlib.suppress(Exception):
                 self._flush(wait=True)
             result = self.writer.__exit__(*exc)
-            print(f"dreamreel: interrupted: {self.path} holds {self.writer.frames_written} progress frames", file=sys.stderr)
+            self.note = f"{self.path} holds {self.writer.frames_written} progress frames"
             return result
         return self.writer.__exit__(*exc)
 
@@ -88,9 +118,16 @@ class ProgressRecorder:
         self._pending.append((HostFrame(first, self.size), "start"))
 
     def on_step(self, step: Step) -> None:
+        if self.frames is not None and self._frames_done >= self.frames:
+            return
         if (step.global_step + 1) % self.every == 0 or step.global_step + 1 == step.total_steps:
             self._pending.append((HostFrame(step.image, self.size), step_caption(step)))
         self._flush(wait=False)
+
+    def frame_done(self, frame: np.ndarray, index: int) -> None:
+        self._frames_done += 1
+        if self.frames is not None and self._frames_done == self.frames:
+            self._flush(wait=True)
 
     def _flush(self, wait: bool) -> None:
         while self._pending and (wait or self._pending[0][0].ready()):
@@ -104,7 +141,7 @@ class ProgressRecorder:
         return {"progress": {"path": str(self.path), "frames": self.appended}}
 
 
-class ActivationRecorder:
+class ActivationRecorder(Recorder):
     """Per-step per-feature mean activations of the objective's layers, and what is drawn from them."""
 
     def __init__(self, *, video: Path | None = None, overlay: Path | None = None, overlay_feature: int | None = None,
@@ -224,7 +261,7 @@ class ActivationRecorder:
                 writer.append(draw.overlay_frame(frame.numpy(), heat, value_range=(lo, hi), caption=self._caption(t, name)))
 
 
-class FrameOverlay:
+class FrameOverlay(Recorder):
     """Zoom and video: one heatmap overlay per output frame (the layer's map at that frame's last step), streamed.
 
     Each frame is normalised on its own: a render's range is not known until it ends, and frames stream out.
@@ -292,34 +329,48 @@ def max_step_jump(series: np.ndarray, octaves: Sequence[int]) -> float | None:
     return float(diffs.max() / span)
 
 
-def recorder_outputs(args) -> list[Path]:
-    out = [Path(p) for p in (getattr(args, "progress", None), getattr(args, "activations", None), getattr(args, "overlay", None)) if p]
-    if getattr(args, "activations", None):
-        out.append(Path(args.activations).with_suffix(".csv"))
+def recorder_outputs(values: dict) -> list[Path]:
+    """The files the recording options of ``values`` (see ``options``) will write."""
+    out = [Path(values[k]) for k in ("progress", "activations", "overlay") if values.get(k)]
+    if values.get("activations"):
+        out.append(Path(values["activations"]).with_suffix(".csv"))
     return out
 
 
-def recorders_from_args(args, settings: DreamSettings | None = None) -> list:
-    recs: list = []
-    for flag in ("progress", "activations", "overlay"):
-        value = getattr(args, flag, None)
-        if value:
-            from ..io.writer import kind_for
+def still_recorders(values: dict) -> list[Recorder]:
+    """The recorders a still's recording options ask for (progress, activations, overlay)."""
+    from ..io.writer import kind_for
 
+    for key in ("progress", "activations", "overlay"):
+        value = values.get(key)
+        if value:
             try:
                 kind_for(value)
             except ValueError as exc:
-                raise DreamError(f"--{flag} {value!r}: {exc}") from None
-    caption = not getattr(args, "no_caption", False)
-    fps = getattr(args, "video_fps", 12.0)
-    if getattr(args, "progress", None):
-        recs.append(ProgressRecorder(Path(args.progress), every=args.progress_every, fps=fps, caption=caption))
-    if getattr(args, "activations", None) or getattr(args, "overlay", None):
+                raise DreamError(f"--{key} {value!r}: {exc}") from None
+    caption, fps = not values.get("no_caption"), values.get("video_fps", 12.0)
+    recs: list[Recorder] = []
+    if values.get("progress"):
+        recs.append(ProgressRecorder(Path(values["progress"]), every=values.get("progress_every", 1), fps=fps, caption=caption))
+    if values.get("activations") or values.get("overlay"):
         recs.append(ActivationRecorder(
-            video=Path(args.activations) if args.activations else None,
-            overlay=Path(args.overlay) if args.overlay else None,
-            overlay_feature=args.overlay_feature, fps=fps, caption=caption,
+            video=Path(values["activations"]) if values.get("activations") else None,
+            overlay=Path(values["overlay"]) if values.get("overlay") else None,
+            overlay_feature=values.get("overlay_feature"), fps=fps, caption=caption,
         ))
+    return recs
+
+
+def frame_recorders(values: dict, fps: float, *, resume: bool = False, progress: bool = True) -> list[Recorder]:
+    """Zoom and clip recorders: the first frame's progress (``progress``), a heatmap overlay over every frame."""
+    caption = not values.get("no_caption")
+    recs: list[Recorder] = []
+    if progress and values.get("progress"):
+        recs.append(ProgressRecorder(Path(values["progress"]), every=values.get("progress_every", 1),
+                                     fps=values.get("video_fps", 12.0), caption=caption, frames=1))
+    if values.get("overlay"):
+        recs.append(FrameOverlay(Path(values["overlay"]), fps=fps, feature=values.get("overlay_feature"), caption=caption,
+                                 append=resume))
     return recs
 
 

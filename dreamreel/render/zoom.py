@@ -1,240 +1,26 @@
-"""The frame scheduler: where each frame starts (a still, noise, the previous dream warped) and with what parameters.
+"""Zoom renders: frame k+1 is frame k's dream, warped (zoom, rotate, shift), then dreamt again.
 
-A ``Timeline`` holds keyframes: numbers (zoom, rotate, shift) are interpolated linearly between
-keys, choices (layer, target, steps) switch at their key. ``Motion`` is the affine warp between
-frames, done on the device. ``render_zoom`` dreams frame k+1 from frame k's dream, warped.
+``ZoomStart`` is the frame loop's strategy (see ``frames``); ``zoom_frames`` yields the frames as arrays,
+``render_zoom`` streams them into a file with a sidecar and resume checkpoints.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import sys
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..errors import DreamError
-from ..io.images import atomic_path, from_uint8, to_uint8
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y")
-CHOICE_KEYS = ("layer", "target", "steps")
-
-
-@dataclass(frozen=True)
-class Motion:
-    """Zoom about the centre (>1 moves in), rotation in degrees, and a shift in pixels, per frame."""
-
-    zoom: float = 1.0
-    rotate: float = 0.0
-    shift: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def identity(self) -> bool:
-        return self.zoom == 1.0 and self.rotate == 0.0 and self.shift == (0.0, 0.0)
-
-    def apply(self, image: torch.Tensor) -> torch.Tensor:
-        """Warp (1,3,H,W) with an affine sampling grid on the image's device (reflected borders)."""
-        if self.identity:
-            return image
-        _, _, h, w = image.shape
-        a = math.radians(self.rotate)
-        s = 1.0 / self.zoom
-        # output pixel -> input pixel, in normalised coordinates with the aspect ratio undone for rotation
-        cos, sin = math.cos(a) * s, math.sin(a) * s
-        theta = torch.tensor(
-            [[cos, -sin * h / w, -2.0 * self.shift[0] / w], [sin * w / h, cos, -2.0 * self.shift[1] / h]],
-            dtype=torch.float32, device=image.device,
-        )[None]
-        grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-        return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
-
-
-@dataclass
-class Keyframe:
-    frame: int
-    values: dict[str, Any]
-
-
-@dataclass
-class Timeline:
-    """Per-frame parameters from keyframes (sorted by frame)."""
-
-    keys: list[Keyframe] = field(default_factory=list)
-
-    @classmethod
-    def constant(cls, **values) -> "Timeline":
-        return cls([Keyframe(0, {k: v for k, v in values.items() if v is not None})])
-
-    def with_defaults(self, **values) -> "Timeline":
-        """Fill keys no keyframe sets with constants (the CLI flags)."""
-        set_keys = {k for key in self.keys for k in key.values}
-        missing = {k: v for k, v in values.items() if k not in set_keys and v is not None}
-        if not self.keys:
-            return Timeline.constant(**missing)
-        first = Keyframe(self.keys[0].frame, {**missing, **self.keys[0].values})
-        return Timeline([first] + self.keys[1:])
-
-    def at(self, frame: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in NUMERIC_KEYS:
-            pts = [(k.frame, float(k.values[name])) for k in self.keys if name in k.values]
-            if not pts:
-                continue
-            if frame <= pts[0][0]:
-                out[name] = pts[0][1]
-            elif frame >= pts[-1][0]:
-                out[name] = pts[-1][1]
-            else:
-                for (f0, v0), (f1, v1) in zip(pts, pts[1:]):
-                    if f0 <= frame <= f1:
-                        out[name] = v0 + (v1 - v0) * (frame - f0) / (f1 - f0)
-                        break
-        for name in CHOICE_KEYS:
-            for k in self.keys:
-                if name in k.values and k.frame <= frame:
-                    out[name] = k.values[name]
-            if name not in out:
-                first = next((k.values[name] for k in self.keys if name in k.values), None)
-                if first is not None:
-                    out[name] = first
-        return out
-
-    def motion_at(self, frame: int) -> Motion:
-        v = self.at(frame)
-        return Motion(v.get("zoom", 1.0), v.get("rotate", 0.0), (v.get("shift_x", 0.0), v.get("shift_y", 0.0)))
-
-
-def load_timeline(path: str | Path) -> Timeline:
-    """A TOML timeline: ``[[key]]`` tables with ``frame`` and any of zoom, rotate, shift = [dx, dy], layer, target, steps."""
-    p = Path(path)
-    if not p.is_file():
-        raise DreamError(f"timeline {str(p)!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DreamError(f"{p}: {exc}") from None
-    keys = data.get("key")
-    if not isinstance(keys, list) or not keys:
-        raise DreamError(f"{p}: no [[key]] tables", "see README: Timelines")
-    out = []
-    for i, table in enumerate(keys):
-        where = f"{p}: key #{i + 1}"
-        if not isinstance(table.get("frame"), int) or table["frame"] < 0:
-            raise DreamError(f"{where}: 'frame' must be a whole number >= 0")
-        values = {}
-        for name, value in table.items():
-            if name == "frame":
-                continue
-            if name == "shift":
-                if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
-                    raise DreamError(f"{where}: 'shift' must be [dx, dy]")
-                values["shift_x"], values["shift_y"] = float(value[0]), float(value[1])
-            elif name in ("zoom", "rotate", "shift_x", "shift_y"):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise DreamError(f"{where}: {name!r} must be a number")
-                if name == "zoom" and value <= 0:
-                    raise DreamError(f"{where}: 'zoom' must be > 0")
-                values[name] = float(value)
-            elif name in ("layer", "target"):
-                values[name] = [value] if isinstance(value, str) else list(value)
-            elif name == "steps":
-                if not isinstance(value, int) or value < 1:
-                    raise DreamError(f"{where}: 'steps' must be a whole number >= 1")
-                values[name] = value
-            else:
-                raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps")
-        out.append(Keyframe(table["frame"], values))
-    return Timeline(sorted(out, key=lambda k: k.frame))
-
-
-def parse_shift(text: str) -> tuple[float, float]:
-    try:
-        dx, dy = (float(v) for v in str(text).split(","))
-    except ValueError:
-        raise DreamError(f"bad --shift {text!r}", "write DX,DY in pixels, e.g. 0,-2") from None
-    return dx, dy
-
-
-def frame_generator(seed: int, frame: int) -> torch.Generator:
-    """Each frame's own random stream, so a resumed render draws the same numbers."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + frame)
-
-
-# ---------------------------------------------------------------- resume checkpoints
-
-
-class Checkpoint:
-    """What an interrupted render needs to continue exactly: frames done, the last frame, per-frame records."""
-
-    def __init__(self, output: Path):
-        self.dir = output.parent / f".{output.name}.resume"
-
-    def exists(self) -> bool:
-        return (self.dir / "state.json").is_file()
-
-    def save(self, fingerprint: str, frames_done: int, last_frame: np.ndarray, records: list[dict], extra: dict | None = None) -> None:
-        import imageio.v3 as iio
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.dir / "last.png") as tmp:
-            iio.imwrite(tmp, last_frame)
-        state = {"fingerprint": fingerprint, "frames_done": frames_done, "records": records, **(extra or {})}
-        with atomic_path(self.dir / "state.json") as tmp:
-            tmp.write_text(json.dumps(state))
-
-    def load(self, fingerprint: str) -> tuple[int, np.ndarray, list[dict], dict]:
-        import imageio.v3 as iio
-
-        state = json.loads((self.dir / "state.json").read_text())
-        if state.get("fingerprint") != fingerprint:
-            raise DreamError(
-                "cannot --resume: the interrupted render used other settings",
-                "rerun with the same input and options, or drop --resume to start over",
-            )
-        return state["frames_done"], iio.imread(self.dir / "last.png"), state["records"], state
-
-    def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:
-        """Where a render starts: (frames done, last frame, records, None), or the finished render's sidecar as the last item."""
-        if resume and self.exists():
-            start, last, records, _ = self.load(key)
-            return start, last, records, None
-        if resume and output.exists():
-            done = _finished_render(output, key)
-            if done is not None:
-                print(f"dreamreel: {output} is already complete ({done.get('frames')} frames); nothing to resume", file=sys.stderr)
-                return 0, None, [], done
-            raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
-                             "drop --resume to render it again")
-        return 0, None, [], None
-
-    def remove(self) -> None:
-        for p in (self.dir / "state.json", self.dir / "last.png"):
-            p.unlink(missing_ok=True)
-        if self.dir.is_dir():
-            try:
-                self.dir.rmdir()
-            except OSError:
-                pass
-
-
-def fingerprint(data: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------- zoom
+from ..engine import DreamResult, Dreamer
+from ..engine.objectives import build_objective
+from ..io.images import from_uint8
+from ..plan import DreamPlan
+from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
+from .runtime import Engine, Source, first_frame, load_source
+from .timeline import Motion, Timeline
 
 
 @dataclass
@@ -248,133 +34,123 @@ class ZoomJob:
     crf: int = 18
 
 
-def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = False, show_progress: bool = True,
-                progress_recorder=None, frame_recorders=()) -> dict:
-    """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones.
+class ZoomStart:
+    """Frame 0 starts from the source (or noise); frame k from frame k-1's dream, warped by the timeline's motion."""
 
-    ``frame_recorders`` (e.g. recorders.FrameOverlay) see every step and each finished frame.
-    """
-    from ..io.writer import open_writer
-    from .still import Engine, first_frame, load_source, run_dream
-    from ..io.sidecar import write_sidecar
-    from tqdm import tqdm
+    name = "zoom"
 
+    def __init__(self, plan: DreamPlan, image: torch.Tensor | None, size, job: ZoomJob):
+        self.plan, self.image, self.size, self.job = plan, image, size, job
+        self.total = job.frames
+        self.first_settings = plan.settings(size, octaves=job.first_octaves)
+        self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
+        for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each first
+            _objective_for(plan, job.timeline.at(key))
+        self.prev: torch.Tensor | None = None
+        self.last: np.ndarray | None = None
+        self.dreamers: dict = {}
+        self.dream_seconds = 0.0
+        self._motion = Motion()
+        self._values: dict = {}
+        self._settings = self.first_settings
+
+    def fingerprint(self, source: Source) -> str:
+        job = self.job
+        return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
+                            "first": str(self.first_settings), "each": str(self.frame_settings),
+                            "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
+
+    def restore(self, last: np.ndarray) -> None:
+        self.prev, self.last = from_uint8(last), last
+
+    def indices(self, start: int) -> Iterator[int]:
+        return iter(range(start, self.job.frames))
+
+    def start(self, k: int, engine: Engine) -> FrameStart:
+        plan, job = self.plan, self.job
+        values = self._values = job.timeline.at(k)
+        engine.dreamer = _dreamer_for(engine, plan, values, self.dreamers)
+        engine.objective = engine.dreamer.objective
+        if k == 0:
+            settings = self.first_settings
+            x = first_frame(self.image, settings, plan.seed).to(engine.device)
+            motion = Motion()
+        else:
+            steps = [values["steps"]] if "steps" in values else job.steps
+            settings = self.frame_settings if steps == job.steps else plan.settings(self.size, octaves=job.octaves, steps=steps)
+            motion = job.timeline.motion_at(k)
+            x = motion.apply(self.prev.to(engine.device))
+        self._motion, self._settings = motion, settings
+        return FrameStart(x, settings, plan.seed * 1_000_003 + k, evaluate_end=k == 0)
+
+    def done(self, k: int, frame: np.ndarray, result: DreamResult, prepare_s: float, dream_s: float) -> dict:
+        plan, values, motion = self.plan, self._values, self._motion
+        self.prev, self.last = from_uint8(frame), frame  # the quantised frame is the next start
+        self.dream_seconds += dream_s
+        return {"frame": k, "zoom": motion.zoom, "rotate": motion.rotate, "shift": list(motion.shift),
+                "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
+                "target": values.get("target", plan.target),
+                "steps": sum(o.steps for o in self._settings.octaves), "seconds": round(dream_s, 4),
+                "objective_end": result.octaves[-1].objective_end}
+
+    def checkpoint_image(self) -> np.ndarray:
+        return self.last
+
+
+def zoom_frames(plan: DreamPlan, source: Source, job: ZoomJob, *, engine: Engine | None = None,
+                recorders: Sequence = (), show_progress: bool = False, image=None) -> Iterator[np.ndarray]:
+    """Yield the zoom's frames (HxWx3 uint8) one by one; nothing is written."""
+    if image is None:
+        image, size = load_source(source, plan)
+    else:
+        size = plan.output_size((image.shape[-1], image.shape[-2]))
+    strategy = ZoomStart(plan, image, size, job)
+    engine = engine or Engine.load(plan)
+    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
+        yield frame
+
+
+def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, resume: bool = False,
+                show_progress: bool = True, recorders: Sequence = (), engine: Engine | None = None) -> FramesResult:
+    """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones."""
     image, size = load_source(source, plan)
-    first_settings = plan.settings(size, octaves=job.first_octaves)
-    frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
-    for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each before any compute
-        _objective_for(plan, job.timeline.at(key))
-    key = fingerprint({"plan": plan.to_json(), "input": source.label, "frames": job.frames,
-                       "first": str(first_settings), "each": str(frame_settings),
-                       "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
-    checkpoint = Checkpoint(output)
-    start, last, records, finished = checkpoint.begin(resume, output, key)
-    if finished is not None:
-        return finished
-    prev = from_uint8(last) if last is not None else None
-    engine = Engine.load(plan)
-    dreamers = {}
-    appended = start
-    last_frame = None
-    t_start = time.perf_counter()
-    dream_seconds = 0.0
-    writer = open_writer(output, fps=job.fps, crf=job.crf, append=start > 0)
-    bar = tqdm(total=job.frames, initial=start, desc="zoom", unit="frame", dynamic_ncols=True, disable=not show_progress)
-    try:
-        with writer:
-            for k in range(start, job.frames):
-                values = job.timeline.at(k)
-                engine.dreamer = _dreamer_for(engine, plan, values, dreamers)
-                engine.objective = engine.dreamer.objective
-                if k == 0:
-                    settings = first_settings
-                    x = first_frame(image, settings, plan.seed)
-                    x = x.to(engine.device)
-                    motion = Motion()
-                else:
-                    steps = [values["steps"]] if "steps" in values else job.steps
-                    settings = frame_settings if steps == job.steps else plan.settings(size, octaves=job.octaves, steps=steps)
-                    motion = job.timeline.motion_at(k)
-                    x = motion.apply(prev.to(engine.device))
-                callbacks = [r.on_step for r in frame_recorders]
-                if k == 0 and progress_recorder is not None:
-                    progress_recorder.begin(x, settings, engine)
-                    callbacks.append(progress_recorder.on_step)
-                t0 = time.perf_counter()
-                result = run_dream(engine, x, settings, seed=plan.seed * 1_000_003 + k, callbacks=callbacks,
-                                   desc=f"frame {k + 1}", show_progress=False, evaluate_end=k == 0)
-                frame = to_uint8(result.image)  # the quantised frame is both what is written and the next start
-                dt = time.perf_counter() - t0
-                dream_seconds += dt
-                writer.append(frame)
-                for r in frame_recorders:
-                    r.frame_done(frame, k)
-                appended, last_frame, prev = k + 1, frame, from_uint8(frame)
-                records.append({"frame": k, "zoom": motion.zoom, "rotate": motion.rotate, "shift": list(motion.shift),
-                                "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
-                                "target": values.get("target", plan.target),
-                                "steps": sum(o.steps for o in settings.octaves), "seconds": round(dt, 4),
-                                "objective_end": result.octaves[-1].objective_end})
-                if k == 0 and progress_recorder is not None:
-                    progress_recorder.finish(result)
-                bar.update(1)
-    except KeyboardInterrupt as exc:
-        bar.close()
-        if last_frame is not None and appended > start:  # else the old checkpoint still holds
-            checkpoint.save(key, appended, last_frame, records)
-        print(f"dreamreel: interrupted: {output} holds {appended} of {job.frames} frames; "
-              f"continue with --resume", file=sys.stderr)
-        exc.reported = True
-        raise
-    bar.close()
-    checkpoint.remove()
-    wall = time.perf_counter() - t_start
-    data = {
-        "command": "zoom",
-        "input": source.label,
-        "output": str(output),
-        "frames": job.frames,
-        "fps": job.fps,
-        "parameters": plan.to_json(),
-        "model": engine.spec.name,
-        "weights": plan.to_json()["weights_source"],
-        "seed": plan.seed,
-        "device": str(engine.device),
-        "first_frame_octaves": [list(o.size) for o in first_settings.octaves],
-        "frame_octaves": [list(o.size) for o in frame_settings.octaves],
-        "timeline": [{"frame": k.frame, **k.values} for k in job.timeline.keys],
-        "seconds": round(wall, 3),
-        "dream_seconds": round(dream_seconds, 3),
-        "resumed_at_frame": start if start else None,
-        "per_frame": records,
-        "fingerprint": key,
-    }
-    write_sidecar(output, data)
-    return data
+    strategy = ZoomStart(plan, image, size, job)
+    key = strategy.fingerprint(source)
+
+    def sidecar(state) -> dict:
+        engine = state.engine
+        return {
+            "command": "zoom",
+            "input": source.label,
+            "output": str(output),
+            "frames": job.frames,
+            "fps": job.fps,
+            "parameters": plan.to_json(),
+            "model": engine.spec.name,
+            "weights": plan.to_json()["weights_source"],
+            "seed": plan.seed,
+            "device": str(engine.device),
+            "first_frame_octaves": [list(o.size) for o in strategy.first_settings.octaves],
+            "frame_octaves": [list(o.size) for o in strategy.frame_settings.octaves],
+            "timeline": [{"frame": k.frame, **k.values} for k in job.timeline.keys],
+            "seconds": round(state.seconds, 3),
+            "dream_seconds": round(strategy.dream_seconds, 3),
+            "resumed_at_frame": state.start if state.start else None,
+            "per_frame": state.records,
+            "fingerprint": key,
+        }
+
+    return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
+                         resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar)
 
 
-def _finished_render(output: Path, key: str) -> dict | None:
-    """The sidecar of a finished render of these very settings, or None."""
-    from ..io.sidecar import sidecar_path
-
-    try:
-        data = json.loads(sidecar_path(output).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if data.get("fingerprint") == key else None
-
-
-def _objective_for(plan, values: Mapping[str, Any]):
-    from ..engine.objectives import build_objective
-
+def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
     return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
 
 
-def _dreamer_for(engine, plan, values, cache: dict):
-    from ..engine import Dreamer
-
+def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
         cache[key] = Dreamer(engine.dreamer.model, _objective_for(plan, values), engine.device)

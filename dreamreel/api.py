@@ -1,0 +1,227 @@
+"""The Python verbs: dream a still, a zoom or a clip, from a path or an array, into arrays or a file.
+
+Every verb takes the options of the one table (``options.OPTIONS``) as keywords, plus ``preset=``, and resolves
+them exactly as the CLI does (the same command defaults, the same checks). The CLI and batch call these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DreamError
+from .options import OPTION_KEYS, command_defaults, merge_values, parse_value
+
+
+@dataclass
+class Prepared:
+    """A command's options resolved and validated, before any weights load (what ``--dry-run`` prints)."""
+
+    command: str
+    values: dict[str, Any]
+    plan: Any  # plan.DreamPlan
+    source: Any  # render.runtime.Source, or the clip's path
+    image: Any  # (1,3,H,W) tensor, or None (noise, clips)
+    size: tuple[int, int]
+    settings: Any  # engine.DreamSettings (zoom: each later frame's; clip: each frame's)
+    job: Any = None  # zoom.ZoomJob / clip.VideoJob
+    first_settings: Any = None  # zoom: the first frame's
+    clip: Any = None  # clip.ClipPlan
+    raft: str | None = None
+
+
+def resolve_values(command: str, given: dict[str, Any], preset: str | None = None, *, where=None):
+    """Merge keywords/flags with a preset and the command's defaults; (values, preset name)."""
+    from .presets import load_preset
+
+    unknown = [k for k in given if k not in OPTION_KEYS]
+    if unknown:
+        from .errors import did_you_mean
+
+        raise DreamError(f"unknown option {unknown[0]!r}", did_you_mean(unknown[0], OPTION_KEYS) or "see dreamreel.options.OPTIONS")
+    p = load_preset(preset) if preset else None
+    pvalues = p.values if p else {}
+    flow = None
+    if command == "video":
+        flow = parse_value("flow", given["flow"], where("flow") if where else "--flow") if given.get("flow") is not None \
+            else pvalues.get("flow", OPTION_KEYS["flow"].default)
+    values = merge_values(given, pvalues, command_defaults(command, flow), where=where)
+    return values, (p.name if p else None)
+
+
+def _source(image):
+    """A path / "noise[:WxH]" -> (Source, None); an array or tensor -> (Source, (1,3,H,W) tensor)."""
+    import torch
+
+    from .render.runtime import Source, parse_source
+
+    if isinstance(image, (str, Path)):
+        return parse_source(str(image)), None
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu()
+        t = t[None] if t.dim() == 3 else t
+        if t.dim() != 4 or t.shape[1] != 3:
+            raise DreamError(f"expected a (1,3,H,W) or (3,H,W) tensor, got shape {tuple(image.shape)}")
+        return Source(None), t.clamp(0, 1)
+    from .io.images import to_float_rgb
+
+    try:
+        rgb = to_float_rgb(np.asarray(image))
+    except ValueError as exc:
+        raise DreamError(f"cannot use the array: {exc}") from None
+    return Source(None), torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
+
+
+def prepare_still(image, *, preset: str | None = None, where=None, **options) -> Prepared:
+    from .plan import resolve_plan
+    from .render.runtime import load_source
+
+    values, pname = resolve_values("dream", options, preset, where=where)
+    plan = resolve_plan(values, pname)
+    source, tensor = _source(image)
+    if tensor is None:
+        tensor, size = load_source(source, plan)
+    else:
+        size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
+    return Prepared("dream", values, plan, source, tensor, size, plan.settings(size))
+
+
+def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> Prepared:
+    from .plan import resolve_plan
+    from .render.runtime import load_source
+    from .render.timeline import Timeline, load_timeline
+    from .render.zoom import ZoomJob
+
+    values, pname = resolve_values("zoom", options, preset, where=where)
+    plan = resolve_plan(values, pname)
+    timeline = load_timeline(values["timeline"]) if values["timeline"] else Timeline()
+    shift = values["shift"]
+    timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
+    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
+                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"])
+    source, tensor = _source(image)
+    if tensor is None:
+        tensor, size = load_source(source, plan)
+    else:
+        size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
+    return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
+                    first_settings=plan.settings(size, octaves=values["first_octaves"]))
+
+
+def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> Prepared:
+    from .plan import resolve_plan
+    from .render.clip import check_flow_method, job_from_values, plan_clip
+
+    values, pname = resolve_values("video", options, preset, where=where)
+    job = job_from_values(values)
+    plan = resolve_plan(values, pname)
+    raft = check_flow_method(job.flow)
+    clip = plan_clip(Path(video), plan, job)
+    return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,
+                    raft=raft)
+
+
+# ---------------------------------------------------------------- the verbs
+
+
+def dream(image, *, preset: str | None = None, show_progress: bool = False, **options) -> np.ndarray:
+    """Dream a still (a path, ``"noise"``, or an HxWx3 array) with the ``dream`` command's defaults; HxWx3 uint8."""
+    from .render.still import dream_still
+
+    p = prepare_still(image, preset=preset, **options)
+    return dream_still(p.plan, p.source, None, image=p.image, show_progress=show_progress).image
+
+
+def write_dream(image, output, *, preset: str | None = None, show_progress: bool = False, engine=None,
+                **options):
+    """Dream a still into ``output`` (.png/.jpg) and ``output``.json; recording options (``progress=``,
+    ``activations=``, ``overlay=``) add their files. Returns a ``render.still.StillResult``."""
+    from .render.recorders import recording, still_recorders
+    from .render.runtime import check_outputs, check_still_output
+    from .render.still import dream_still
+
+    output = Path(output)
+    check_still_output(output)
+    p = prepare_still(image, preset=preset, **options)
+    from .render.recorders import recorder_outputs
+
+    check_outputs([p.source.path], [output, *recorder_outputs(p.values)])
+    recorders = still_recorders(p.values)
+    try:
+        with recording(recorders):
+            return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
+                               show_progress=show_progress, engine=engine)
+    except KeyboardInterrupt as exc:
+        exc.recorder_notes = [r.note for r in recorders if r.note]  # what each recording kept
+        raise
+
+
+def zoom(image, *, preset: str | None = None, show_progress: bool = False, **options) -> Iterator[np.ndarray]:
+    """Yield the frames (HxWx3 uint8) of a zoom dream with the ``zoom`` command's defaults; nothing is written."""
+    from .render.zoom import zoom_frames
+
+    p = prepare_zoom(image, preset=preset, **options)
+    return zoom_frames(p.plan, p.source, p.job, image=p.image, show_progress=show_progress)
+
+
+def write_zoom(image, output, *, preset: str | None = None, resume: bool = False, show_progress: bool = False,
+               prepared: Prepared | None = None, **options):
+    """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
+    too. Returns a ``render.frames.FramesResult``."""
+    from .render.recorders import frame_recorders, recording
+    from .render.runtime import check_outputs, check_video_output
+    from .render.zoom import render_zoom
+
+    output = check_video_output(Path(output))
+    p = prepared or prepare_zoom(image, preset=preset, **options)
+    overlay = check_video_output(Path(p.values["overlay"])) if p.values["overlay"] else None
+    progress = Path(p.values["progress"]) if p.values["progress"] else None
+    check_outputs([p.source.path], [output, progress, overlay])
+    recorders = frame_recorders(p.values, p.job.fps, resume=resume)
+    with recording(recorders):
+        return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
+                           recorders=recorders)
+
+
+def clip(video, *, preset: str | None = None, show_progress: bool = False, **options) -> Iterator[np.ndarray]:
+    """Yield the dreamt frames (HxWx3 uint8) of a video with the ``video`` command's defaults; nothing is written."""
+    from .render.clip import clip_frames
+
+    p = prepare_clip(video, preset=preset, **options)
+    return clip_frames(p.plan, p.source, p.job, show_progress=show_progress)
+
+
+def write_clip(video, output, *, preset: str | None = None, resume: bool = False, show_progress: bool = False,
+               prepared: Prepared | None = None, engine=None, **options):
+    """Dream a video into ``output`` (.mp4 keeps the source's audio; .gif; a folder/) and its sidecar; ``overlay=``
+    records too. Returns a ``render.frames.FramesResult``."""
+    from .render.clip import render_video
+    from .render.recorders import frame_recorders, recording
+    from .render.runtime import check_outputs, check_video_output
+
+    output = check_video_output(Path(output))
+    p = prepared or prepare_clip(video, preset=preset, **options)
+    overlay = check_video_output(Path(p.values["overlay"])) if p.values["overlay"] else None
+    check_outputs([Path(video)], [output, overlay])
+    recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
+    with recording(recorders):
+        return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
+                            clip=p.clip, recorders=recorders, engine=engine)
+
+
+def prepare_plans(options: dict):
+    """Batch: (clip job, clip plan, still plan) from one set of options, with each command's defaults."""
+    from .plan import resolve_plan
+    from .render.clip import job_from_values
+
+    options = dict(options)
+    preset = options.pop("preset", None)
+    values, pname = resolve_values("video", options, preset)
+    job = job_from_values(values)
+    video_plan = resolve_plan(values, pname)
+    still_values, _ = resolve_values("dream", options, preset)
+    return job, video_plan, resolve_plan(still_values, pname)

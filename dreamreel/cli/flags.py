@@ -1,0 +1,49 @@
+"""argparse flags built from the one option table (``options.OPTIONS``), and read back into keyword values."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..options import OPTIONS
+
+GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
+                "recording": "recording", "batch": "batch"}
+
+
+def _default_text(o) -> str:
+    d = o.default
+    if isinstance(d, list):
+        return ",".join(":".join(f"{v:g}" for v in x) if isinstance(x, tuple) else str(x) for x in d)
+    if isinstance(d, tuple):
+        return ",".join(f"{v:g}" for v in d)
+    return f"{d:g}" if isinstance(d, float) else str(d)
+
+
+def add_options(parser: argparse.ArgumentParser, groups: dict[str, tuple[str, ...] | None], *,
+                defaults: dict[str, Any] | None = None, titles: dict[str, str] | None = None) -> None:
+    """Flags for the table's options in ``groups`` (group -> keys, None = all of it); ``defaults`` are the
+    command's own (shown in the help)."""
+    defaults = defaults or {}
+    for group, keys in groups.items():
+        g = parser.add_argument_group((titles or {}).get(group, GROUP_TITLES[group]))
+        for o in OPTIONS:
+            if o.group != group or (keys is not None and o.key not in keys):
+                continue
+            shown = defaults.get(o.key, o.default)
+            tmp = type(o)(o.key, o.parse, shown, o.help)
+            help_text = o.help + (f" [default: {_default_text(tmp)}]" if shown not in (None, [], False) else "")
+            if o.switch:
+                g.add_argument(o.flag, dest=o.key, action="store_const", const=True, default=None, help=help_text)
+            elif o.repeat:
+                g.add_argument(o.flag, dest=o.key, action="append", default=None, metavar=o.metavar, help=help_text)
+            else:
+                g.add_argument(o.flag, dest=o.key, default=None, metavar=o.metavar, help=help_text)
+        if group == "dream":
+            g.add_argument("--preset", default=None, metavar="NAME|FILE", help="fill defaults from a preset (see: dreamreel presets); explicit flags win")
+            g.add_argument("--dry-run", action="store_true", help="resolve and validate everything, print the plan, compute nothing")
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The table options given on the command line (raw strings; absent ones left out)."""
+    return {o.key: getattr(args, o.key) for o in OPTIONS if getattr(args, o.key, None) is not None}

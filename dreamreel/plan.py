@@ -1,0 +1,128 @@
+"""The resolved dream plan: options validated against the model (layers, classes, sizes) before weights load."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .engine import DreamSettings, Octave, Size, octave_sizes
+from .engine.objectives import Objective, build_objective
+from .errors import DreamError
+from .models import check_weights_arg, describe_weights, get_spec
+from .options import DREAM_KEYS, MAX_SIDE
+
+
+def _per_octave(name: str, items: Sequence, n: int) -> list:
+    if len(items) == 1:
+        return list(items) * n
+    if len(items) != n:
+        raise DreamError(f"--{name} gives {len(items)} values for {n} octaves", f"give one value, or exactly {n}")
+    return list(items)
+
+
+@dataclass
+class DreamPlan:
+    """Everything a dream needs, resolved and validated, before any weights are loaded."""
+
+    model: str
+    weights: str
+    layer: list[str]
+    target: list[str]
+    size: int | Size | None
+    octaves: int | list[int]
+    octave_scale: float
+    steps: list[int]
+    lr: list[tuple[float, float]]
+    sigma: list[tuple[float, float]]
+    smooth_every: int
+    jitter: int
+    normalize: str
+    octave_carry: str
+    seed: int
+    device: str
+    preset: str | None = None
+
+    @property
+    def spec(self):
+        return get_spec(self.model)
+
+    def objective(self) -> Objective:
+        return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
+
+    def output_size(self, input_size: Size | None) -> Size:
+        """The output's (w, h) for an input of ``input_size`` (None: noise)."""
+        if isinstance(self.size, tuple):
+            out = self.size
+        else:
+            w, h = input_size or (512, 512)
+            long = self.size if isinstance(self.size, int) else None
+            if long is None and isinstance(self.octaves, list):
+                long = self.octaves[-1]
+            if long is None:
+                out = (w, h)
+            else:
+                f = long / max(w, h)
+                out = (max(1, round(w * f)), max(1, round(h * f)))
+        if isinstance(self.octaves, list) and max(out) != self.octaves[-1]:
+            f = self.octaves[-1] / max(out)
+            out = (max(1, round(out[0] * f)), max(1, round(out[1] * f)))
+        return out
+
+    def settings(self, output_size: Size, octaves: int | list[int] | None = None, steps: list[int] | None = None) -> DreamSettings:
+        """The engine settings for ``output_size``; ``octaves``/``steps`` override the plan's (zoom frames use 1 octave)."""
+        octs = self.octaves if octaves is None else octaves
+        sizes = octave_sizes(output_size, octs, self.octave_scale)
+        n = len(sizes)
+        steps_l = _per_octave("steps", self.steps if steps is None else steps, n)
+        lr_l = _per_octave("lr", self.lr, n) if len(self.lr) in (1, n) else _per_octave("lr", self.lr[-n:], n)
+        sigma_l = _per_octave("sigma", self.sigma, n) if len(self.sigma) in (1, n) else _per_octave("sigma", self.sigma[-n:], n)
+        min_side = self.spec.min_size
+        for w, h in sizes:
+            if min(w, h) < min_side:
+                raise DreamError(
+                    f"octave size {w}x{h} is too small for {self.model} (needs at least {min_side} px a side)",
+                    "use a larger --size, fewer --octaves or a smaller --octave-scale",
+                )
+            if max(w, h) > MAX_SIDE:
+                raise DreamError(f"size {w}x{h} is too large (at most {MAX_SIDE} px a side)")
+        return DreamSettings(
+            octaves=tuple(Octave(s, n_, lr, sg) for s, n_, lr, sg in zip(sizes, steps_l, lr_l, sigma_l)),
+            smooth_every=self.smooth_every,
+            jitter=self.jitter,
+            normalize=self.normalize,
+            carry=self.octave_carry,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["weights"] = describe_weights(self.weights)
+        d["weights_source"] = self.spec.weights_source if self.weights == "default" else d["weights"]
+        return d
+
+
+def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> DreamPlan:
+    """Validate merged option values into a plan (model, weights, layers, classes, features)."""
+    spec = get_spec(values["model"])
+    check_weights_arg(values["weights"])
+    plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
+    plan.model = spec.name
+    plan.objective()  # validates layers, features and classes now
+    if isinstance(plan.octaves, list):
+        if plan.octaves != sorted(plan.octaves):
+            raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")
+    return plan
+
+
+def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -> list[str]:
+    """A human-readable plan for --dry-run."""
+    lines = [
+        f"model      {plan.model}  weights: {plan.to_json()['weights_source']}",
+        f"objective  {objective!r}",
+        f"update     normalize={plan.normalize}  smooth every {plan.smooth_every}  jitter {plan.jitter}px  carry={plan.octave_carry}  seed {plan.seed}",
+    ]
+    for i, o in enumerate(settings.octaves):
+        lines.append(
+            f"octave {i + 1}   {o.size[0]}x{o.size[1]}  {o.steps} steps  lr {o.lr[0]:g}->{o.lr[1]:g}  sigma {o.sigma[0]:g}->{o.sigma[1]:g}"
+        )
+    return lines

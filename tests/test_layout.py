@@ -1,0 +1,81 @@
+"""The package's shape: no import cycles, argparse only under cli/, no private names imported across modules."""
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "dreamreel"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports():
+    """module -> [(imported module, names, is_package_init)] for every import in dreamreel/ (top level or not)."""
+    out = {}
+    for path in PKG.rglob("*.py"):
+        mod = _module(path)
+        package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        edges = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges += [(a.name, [], False) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                edges.append((target, [a.name for a in node.names], True))
+        out[mod] = edges
+    return out
+
+
+def test_no_import_cycles_in_the_package():
+    graph = {}
+    imports = _imports()
+    for mod, edges in imports.items():
+        deps = set()
+        for target, names, _ in edges:
+            if not target.startswith("dreamreel"):
+                continue
+            for name in names or [None]:
+                sub = f"{target}.{name}" if name else target
+                deps.add(sub if sub in imports else target)
+        deps.discard(mod)
+        # a module importing its own package's __init__ is how Python loads it; not an edge back
+        graph[mod] = {d for d in deps if d in imports and not mod.startswith(d + ".")}
+    state, cycle = {}, []
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in graph[m]:
+            if state.get(d) == 1:
+                cycle.append(stack[stack.index(d):] + [d] if d in stack else [m, d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+    assert cycle == []
+
+
+def test_argparse_only_under_cli():
+    users = {m for m, edges in _imports().items() if any(t == "argparse" for t, _, _ in edges)}
+    assert users and all(m.startswith("dreamreel.cli") for m in users), users
+
+
+def test_no_private_name_imported_across_modules():
+    bad = [(m, t, n) for m, edges in _imports().items() for t, names, _ in edges if t.startswith("dreamreel")
+           for n in names if n.startswith("_") and n != "__version__"]
+    assert bad == []
+
+
+def test_nothing_outside_cli_imports_the_cli():
+    bad = [m for m, edges in _imports().items() if not m.startswith(("dreamreel.cli", "dreamreel.__main__"))
+           and any(t.startswith("dreamreel.cli") for t, _, _ in edges)]
+    assert bad == []
