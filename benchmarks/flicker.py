@@ -52,11 +52,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     import imageio.v3 as iio
 
-    from dreamreel.cli.commands import _plan_from_args, build_parser
-    from dreamreel.render.clip import carry_flow, job_from_args, plan_clip, render_video, video_defaults
+    from dreamreel.api import prepare_clip
+    from dreamreel.cli import build_parser
+    from dreamreel.cli.flags import given
+    from dreamreel.render.clip import carry_flow, plan_clip, render_video
     from dreamreel.io.writer import read_frames
     from dreamreel.io.images import from_uint8
-    from dreamreel.render.still import Engine, run_dream
+    from dreamreel.render.runtime import Engine, run_dream
     from dreamreel.io.readers import iter_frames
     from dreamreel.render.flow import clip_flow, temporal_inconsistency
 
@@ -73,9 +75,8 @@ def main(argv=None) -> int:
 
     def setup(method, *more):
         args = parser.parse_args(base + ["--flow", method, *more])
-        job = job_from_args(args)
-        plan, _ = _plan_from_args(args, defaults=video_defaults(job.flow))
-        return plan, job
+        p = prepare_clip(clip, preset=args.preset, **given(args))
+        return p.plan, p.job
 
     plan, job = setup("farneback")
     info = plan_clip(clip, plan, job)
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (plan_m, job_m) in runs.items():
             out = Path(tmp) / name
-            data = render_video(plan_m, clip, out, job_m, show_progress=False, engine=engine, clip=info)
+            data = render_video(plan_m, clip, out, job_m, show_progress=False, engine=engine, clip=info).sidecar
             frames = list(read_frames(out))
             ti = temporal_inconsistency(frames, motion)
             strength = float(np.mean([np.abs(f.astype(np.float32) - s).mean() for f, s in zip(frames, source)]))

@@ -262,7 +262,7 @@ def test_raft_without_its_weights_is_one_line_before_anything_runs(tmp_path, cli
 
 
 def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path, clip, monkeypatch, capsys):
-    import dreamreel.render.flow as video
+    import dreamreel.io.readers as video
     from dreamreel.io.readers import VideoError
 
     real = video.iter_frames

@@ -13,7 +13,8 @@ import numpy as np
 from ..io.images import save_image, to_uint8
 from ..io.sidecar import write_sidecar
 from ..plan import DreamPlan
-from .runtime import Engine, Source, dream_report, first_frame, load_source, run_dream
+from . import runtime
+from .runtime import Engine, Source, dream_report, first_frame, load_source
 
 
 @dataclass
@@ -52,7 +53,7 @@ def dream_still(
     first = first_frame(image, settings, plan.seed)
     for r in recorders:
         r.begin(first, settings, engine)
-    result = run_dream(engine, first, settings, seed=plan.seed, callbacks=[r.on_step for r in recorders],
+    result = runtime.run_dream(engine, first, settings, seed=plan.seed, callbacks=[r.on_step for r in recorders],
                        desc=desc, show_progress=show_progress)
     seconds = time.perf_counter() - t0
     array = to_uint8(result.image)
