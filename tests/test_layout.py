@@ -79,3 +79,12 @@ def test_nothing_outside_cli_imports_the_cli():
     bad = [m for m, edges in _imports().items() if not m.startswith(("dreamreel.cli", "dreamreel.__main__"))
            and any(t.startswith("dreamreel.cli") for t, _, _ in edges)]
     assert bad == []
+
+
+def test_pyproject_lists_every_subpackage():
+    import re
+
+    text = (PKG.parent / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(dreamreel(?:\.[a-z_]+)*)"', text.split("packages = [", 1)[1].split("]", 1)[0]))
+    found = {_module(p) for p in PKG.rglob("__init__.py")}
+    assert found <= listed and "dreamreel.preset_files" in listed, found - listed
