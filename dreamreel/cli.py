@@ -64,7 +64,8 @@ def cmd_dream(args) -> int:
     return 0
 
 
-ZOOM_DEFAULTS = {"frames": 48, "fps": 12.0, "zoom": 1.04, "rotate": 0.0, "shift": "0,0", "first_octaves": 3}
+ZOOM_DEFAULTS = {"frames": 48, "fps": 12.0, "zoom": 1.04, "rotate": 0.0, "shift": "0,0", "first_octaves": 3,
+                 "color_match": "rgb"}
 
 
 def _zoom_value(args, preset, key, parse):
@@ -92,6 +93,14 @@ def _positive(kind):
     return parse
 
 
+def _match_mode(text):
+    from .conditioning import MATCH_MODES
+
+    if text not in MATCH_MODES:
+        raise ValueError
+    return text
+
+
 def cmd_zoom(args) -> int:
     from .options import parse_octaves
     from .recorders import FrameOverlay, ProgressRecorder, recording
@@ -110,10 +119,11 @@ def cmd_zoom(args) -> int:
     rotate = _zoom_value(args, preset, "rotate", float)
     shift = parse_shift(_zoom_value(args, preset, "shift", str))
     first = _zoom_value(args, preset, "first_octaves", parse_octaves)
+    color_match = _zoom_value(args, preset, "color_match", _match_mode)
     timeline = load_timeline(args.timeline) if args.timeline else Timeline()
     timeline = timeline.with_defaults(zoom=zoom, rotate=rotate, shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=frames, fps=fps, timeline=timeline, first_octaves=first, octaves=plan.octaves,
-                  steps=plan.steps, crf=args.crf)
+                  steps=plan.steps, crf=args.crf, color_match=color_match)
     _, size = load_source(source, plan)
     first_settings = plan.settings(size, octaves=first)
     each = plan.settings(size)
@@ -197,6 +207,9 @@ def build_parser() -> Parser:
     z.add_argument("--shift", default=None, metavar="DX,DY", help="shift per frame in pixels [default: 0,0]")
     z.add_argument("--timeline", default=None, metavar="FILE", help="TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched")
     z.add_argument("--first-octaves", default=None, metavar="N|S1,...", help="the first frame's octaves [default: 3]")
+    z.add_argument("--color-match", default=None, metavar="{rgb,decorrelated,none}",
+                   help="match every frame's per-channel colour mean and std to the first frame's (in RGB or the "
+                        "decorrelated colour space), so contrast and colour do not drift [default: rgb]")
     z.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
     z.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality, lower is better [default: 18]")
     add_dream_arguments(p)

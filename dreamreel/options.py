@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .conditioning import COLOR_MODES
 from .engine import DreamSettings, Octave, Size, octave_sizes
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
@@ -98,6 +99,13 @@ def _nonneg_int(text: str) -> int:
     return v
 
 
+def _nonneg_float(text: str) -> float:
+    v = float(text)
+    if not v >= 0 or v == float("inf"):
+        raise ValueError("must be >= 0")
+    return v
+
+
 def _positive_float(text: str) -> float:
     v = float(text)
     if v <= 0:
@@ -124,12 +132,16 @@ OPTIONS: list[Option] = [
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
     Option("steps", parse_int_list, [10], "steps per octave (or one per octave: N1,N2,...)", "N"),
-    Option("lr", parse_schedule, [(0.015, 0.008)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
+    Option("lr", parse_schedule, [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
     Option("sigma", parse_schedule, [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]"),
     Option("smooth_every", _positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
     Option("jitter", _nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
     Option("normalize", _choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
     Option("octave_carry", _choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
+    Option("view_scale", _nonneg_float, 0.15, "transformation robustness: each step sees the image scaled by a random 1 +- F (0: off)", "F"),
+    Option("view_rotate", _nonneg_float, 10.0, "... and rotated by a random +- DEG degrees (0: off)", "DEG"),
+    Option("lapnorm", _nonneg_int, 4, "Laplacian-pyramid gradient normalisation over N bands (0: off)", "N"),
+    Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
 ]
@@ -223,6 +235,10 @@ class DreamPlan:
     jitter: int
     normalize: str
     octave_carry: str
+    view_scale: float
+    view_rotate: float
+    lapnorm: int
+    color: str
     seed: int
     device: str
     preset: str | None = None
@@ -276,6 +292,10 @@ class DreamPlan:
             jitter=self.jitter,
             normalize=self.normalize,
             carry=self.octave_carry,
+            scale=self.view_scale,
+            rotate=self.view_rotate,
+            lapnorm=self.lapnorm,
+            color=self.color,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -304,6 +324,7 @@ def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -
         f"model      {plan.model}  weights: {plan.to_json()['weights_source']}",
         f"objective  {objective!r}",
         f"update     normalize={plan.normalize}  smooth every {plan.smooth_every}  jitter {plan.jitter}px  carry={plan.octave_carry}  seed {plan.seed}",
+        f"view       scale 1+-{plan.view_scale:g}  rotate +-{plan.view_rotate:g} deg  lapnorm {plan.lapnorm}  colour {plan.color}",
     ]
     for i, o in enumerate(settings.octaves):
         lines.append(

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .conditioning import color_stats, match_color
 from .errors import DreamError
 from .images import atomic_path, from_uint8, to_uint8
 
@@ -221,7 +222,7 @@ class Checkpoint:
         return 0, None, [], None
 
     def remove(self) -> None:
-        for p in (self.dir / "state.json", self.dir / "last.png"):
+        for p in (self.dir / "state.json", self.dir / "last.png", self.dir / "first.png"):
             p.unlink(missing_ok=True)
         if self.dir.is_dir():
             try:
@@ -246,6 +247,7 @@ class ZoomJob:
     octaves: int | list[int]  # each later frame's octaves
     steps: list[int]  # each later frame's steps (a timeline 'steps' key overrides)
     crf: int = 18
+    color_match: str = "none"  # match each frame's colour mean/std to the first frame's: none, rgb, decorrelated
 
 
 def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = False, show_progress: bool = True,
@@ -265,14 +267,19 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each before any compute
         _objective_for(plan, job.timeline.at(key))
     key = fingerprint({"plan": plan.to_json(), "input": source.label, "frames": job.frames,
-                       "first": str(first_settings), "each": str(frame_settings),
+                       "first": str(first_settings), "each": str(frame_settings), "color_match": job.color_match,
                        "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
     checkpoint = Checkpoint(output)
     start, last, records, finished = checkpoint.begin(resume, output, key)
     if finished is not None:
         return finished
     prev = from_uint8(last) if last is not None else None
+    reference, first_u8 = None, None  # the first frame's colour statistics (--color-match), and the frame
+    if job.color_match != "none" and start > 0:
+        first_u8 = _first_frame(checkpoint)
     engine = Engine.load(plan)
+    if first_u8 is not None:
+        reference = color_stats(from_uint8(first_u8).to(engine.device), job.color_match)
     dreamers = {}
     appended = start
     last_frame = None
@@ -303,7 +310,13 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 t0 = time.perf_counter()
                 result = run_dream(engine, x, settings, seed=plan.seed * 1_000_003 + k, callbacks=callbacks,
                                    desc=f"frame {k + 1}", show_progress=False, evaluate_end=k == 0)
-                frame = to_uint8(result.image)  # the quantised frame is both what is written and the next start
+                image_out = result.image
+                if reference is not None and k > 0:  # every frame keeps the first frame's colour statistics
+                    image_out = match_color(image_out, reference, job.color_match)
+                frame = to_uint8(image_out)  # the quantised frame is both what is written and the next start
+                if k == 0 and job.color_match != "none":
+                    first_u8 = frame
+                    reference = color_stats(from_uint8(frame).to(engine.device), job.color_match)
                 dt = time.perf_counter() - t0
                 dream_seconds += dt
                 writer.append(frame)
@@ -322,6 +335,8 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
         bar.close()
         if last_frame is not None and appended > start:  # else the old checkpoint still holds
             checkpoint.save(key, appended, last_frame, records)
+            if first_u8 is not None:
+                _save_first_frame(checkpoint, first_u8)
         print(f"dreamreel: interrupted: {output} holds {appended} of {job.frames} frames; "
               f"continue with --resume", file=sys.stderr)
         exc.reported = True
@@ -351,6 +366,23 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     }
     write_sidecar(output, data)
     return data
+
+
+def _save_first_frame(checkpoint: "Checkpoint", frame: np.ndarray) -> None:
+    """--color-match: a resumed render matches its frames to the first one, so the checkpoint keeps it."""
+    import imageio.v3 as iio
+
+    with atomic_path(checkpoint.dir / "first.png") as tmp:
+        iio.imwrite(tmp, frame)
+
+
+def _first_frame(checkpoint: "Checkpoint") -> np.ndarray:
+    import imageio.v3 as iio
+
+    path = checkpoint.dir / "first.png"
+    if not path.is_file():
+        raise DreamError("cannot --resume: the interrupted render's first frame is missing", "drop --resume to start over")
+    return iio.imread(path)
 
 
 def _finished_render(output: Path, key: str) -> dict | None:
