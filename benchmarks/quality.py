@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
-PHOTOS = [DATA / "chelsea.png", DATA / "coffee.png", ROOT / "dreamreel" / "assets" / "demo.png"]
+PHOTOS = [DATA / "chelsea.png", DATA / "coffee.png"]  # dreamreel/assets/demo.png (make demo) is chelsea.png
 CLIP = DATA / "realshort.mp4"
 
 
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="stills,directed,zoom,clip")
     ap.add_argument("--size", type=int, default=160, help="stills and zoom: longer side [default: 160]")
     ap.add_argument("--frames", type=int, default=40, help="zoom frames [default: 40; the full check: 300]")
-    ap.add_argument("--photos", type=int, default=len(PHOTOS), help="use the first N photos (chelsea, coffee, demo)")
+    ap.add_argument("--photos", type=int, default=len(PHOTOS), help="use the first N photos (chelsea, coffee)")
     ap.add_argument("--zoom-presets", default="zoom-slow,zoom,zoom-fast", help="comma-separated zoom presets")
     ap.add_argument("--classes", default="", help="directed: only these classes (e.g. lion,bubble)")
     ap.add_argument("--directed-steps", type=int, default=0, help="directed: steps per octave (0: the preset's)")

@@ -131,6 +131,7 @@ def cmd_zoom(args) -> int:
         print(f"input      {source.label}")
         print(f"output     {output}  {frames} frames at {fps:g} fps, {size[0]}x{size[1]}")
         print(f"motion     zoom {zoom:g}  rotate {rotate:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
+              f"  colour match {color_match}"
               + (f"  (timeline {args.timeline}: {len(timeline.keys)} keys)" if args.timeline else ""))
         print("first frame:")
         _print_plan(plan, first_settings)
