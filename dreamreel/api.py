@@ -102,7 +102,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     shift = values["shift"]
     timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
-                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"])
+                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)

@@ -16,6 +16,10 @@ from .errors import DreamError, did_you_mean
 
 Size = tuple[int, int]  # (width, height)
 
+#: Colour space of the gradient step, and of --color-match (engine/conditioning.py implements them).
+COLOR_MODES = ("rgb", "decorrelated", "luminance")
+MATCH_MODES = ("none", "rgb", "decorrelated")
+
 MAX_SIDE = 8192
 
 
@@ -93,6 +97,13 @@ def _positive_int(text: str) -> int:
 def _nonneg_int(text: str) -> int:
     v = int(text)
     if v < 0:
+        raise ValueError("must be >= 0")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    v = float(text)
+    if not v >= 0 or v == float("inf"):
         raise ValueError("must be >= 0")
     return v
 
@@ -180,14 +191,18 @@ class Option:
 #: dream they flicker half as much. benchmarks/flicker.py, realshort.mp4 at 128 px, added flicker (grey levels)
 #: and dream strength (mean |dream - source|): none at its defaults 3.26 / 5.70; flow with 1 step at lr 0.015
 #: 1.27 / 5.47; flow with these defaults 0.64 / 5.06.
-VIDEO_DEFAULTS = {"octaves": 1, "steps": [2], "lr": [(0.0075, 0.0075)]}
+#: With transformation robustness, lapnorm and the decorrelated step (the dream defaults since issue 11) the
+#: top-up follows the scene far better, so it can be twice as strong: benchmarks/quality.py --only clip,
+#: realshort.mp4 at 128 px, lr 0.016 with blend 0.97 dreams 13.7 levels from the source (0.0075 / 0.9: 6.2) at a
+#: motion-compensated flicker of 5.8 against --flow none's 12.7 at its defaults (ratio 0.46).
+VIDEO_DEFAULTS = {"octaves": 1, "steps": [2], "lr": [(0.016, 0.016)]}
 #: ``--flow none``: each frame is dreamt from scratch, so it needs full steps for the dream to show.
 VIDEO_DEFAULTS_NO_FLOW = {"octaves": 1, "steps": [3]}
 #: Each later zoom frame: one octave and 3 steps (the first frame gets --first-octaves).
 ZOOM_DEFAULTS = {"octaves": 1, "steps": [3]}
 #: How much of the previous frame's warped dream detail a frame starts from; the dream builds up to about
 #: 1/(1-B) frames' worth of top-ups, and content entering the frame takes a few frames to catch up.
-DEFAULT_BLEND = 0.9
+DEFAULT_BLEND = 0.97
 
 
 def command_defaults(command: str, flow: str | None = None) -> dict[str, Any]:
@@ -208,12 +223,16 @@ OPTIONS: list[Option] = [
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
     Option("steps", parse_int_list, [10], "steps per octave (or one per octave: N1,N2,...)", "N"),
-    Option("lr", parse_schedule, [(0.015, 0.008)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
+    Option("lr", parse_schedule, [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
     Option("sigma", parse_schedule, [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]"),
     Option("smooth_every", _positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
     Option("jitter", _nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
     Option("normalize", _choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
     Option("octave_carry", _choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
+    Option("view_scale", _nonneg_float, 0.15, "transformation robustness: each step sees the image scaled by a random 1 +- F (0: off)", "F"),
+    Option("view_rotate", _nonneg_float, 10.0, "... and rotated by a random +- DEG degrees (0: off)", "DEG"),
+    Option("lapnorm", _nonneg_int, 4, "Laplacian-pyramid gradient normalisation over N bands (0: off)", "N"),
+    Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
     # zoom
@@ -224,6 +243,8 @@ OPTIONS: list[Option] = [
     Option("shift", parse_shift, (0.0, 0.0), "shift per frame in pixels", "DX,DY", group="zoom"),
     Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom"),
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
+    Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
+           "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
     # video
     Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "

@@ -39,6 +39,10 @@ class DreamPlan:
     jitter: int
     normalize: str
     octave_carry: str
+    view_scale: float
+    view_rotate: float
+    lapnorm: int
+    color: str
     seed: int
     device: str
     preset: str | None = None
@@ -92,6 +96,10 @@ class DreamPlan:
             jitter=self.jitter,
             normalize=self.normalize,
             carry=self.octave_carry,
+            scale=self.view_scale,
+            rotate=self.view_rotate,
+            lapnorm=self.lapnorm,
+            color=self.color,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +128,7 @@ def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -
         f"model      {plan.model}  weights: {plan.to_json()['weights_source']}",
         f"objective  {objective!r}",
         f"update     normalize={plan.normalize}  smooth every {plan.smooth_every}  jitter {plan.jitter}px  carry={plan.octave_carry}  seed {plan.seed}",
+        f"view       scale 1+-{plan.view_scale:g}  rotate +-{plan.view_rotate:g} deg  lapnorm {plan.lapnorm}  colour {plan.color}",
     ]
     for i, o in enumerate(settings.octaves):
         lines.append(

@@ -36,7 +36,10 @@ class Preset:
 
 
 def preset_dir() -> Path:
-    """The installed presets (package ``dreamreel.preset_files``), or the checkout's ``presets/`` when run from source."""
+    """The checkout's ``presets/`` when run from source (a worktree on PYTHONPATH sees its own), else the installed ones."""
+    local = Path(__file__).resolve().parents[1] / "presets"
+    if (local / "__init__.py").is_file() and (local / "classic.toml").is_file():
+        return local
     try:
         return Path(str(resources.files("dreamreel.preset_files")))
     except ModuleNotFoundError:

@@ -25,8 +25,8 @@ def test_activation_video_csv_and_summary_from_one_dream(tmp_path, data_dir):
     assert len(features) >= 16 and len(rows) == 8 * len(features)
     assert {int(r["step"]) for r in rows} == set(range(8)) and {r["octave"] for r in rows} == {"0", "1"}
     summary = json.loads((tmp_path / "a.json").read_text())["activations"]
-    layer_summary = summary["layers"]["block10"]
-    assert layer_summary["rose_over_10pct"] + layer_summary["did_not"] == 112
+    layer_summary = summary["layers"]["block13"]  # the default layer
+    assert layer_summary["rose_over_10pct"] + layer_summary["did_not"] == 192
     assert 0.0 <= summary["objective_max_step_jump"] <= 1.0
 
 

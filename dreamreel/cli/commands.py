@@ -72,6 +72,7 @@ def cmd_zoom(args) -> int:
         print(f"input      {p.source.label}")
         print(f"output     {output}  {v['frames']} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
         print(f"motion     zoom {v['zoom']:g}  rotate {v['rotate']:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
+              f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(p.job.timeline.keys)} keys)" if v["timeline"] else ""))
         print("first frame:")
         print_plan(p.plan, p.first_settings)

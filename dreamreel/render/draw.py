@@ -326,8 +326,13 @@ def overlay_frame(
     colormap: str = "inferno",
     value_range: tuple[float, float] | None = None,
     caption: str = "",
+    legend: str | None = None,
 ) -> np.ndarray:
     """Blend a 2-D activation map over ``image`` through a perceptual colormap.
+
+    ``legend`` (e.g. "block13 mean activation"): draw a colour scale with the range's two ends in the
+    map's units and this label inside the frame, and the caption over the frame's bottom rows instead of
+    a strip under it, so the overlay has exactly the image's size (even dimensions).
 
     ``heatmap`` may have any size; it is resized to the image bilinearly. Values are
     normalised with ``value_range`` (pass one fixed range for a whole video so frames
@@ -360,9 +365,46 @@ def overlay_frame(
             idx = cv2.resize(idx, (w, h), interpolation=cv2.INTER_LINEAR)
         colored = cv2.applyColorMap(idx, _colormap_lut(colormap))
         img = cv2.addWeighted(img, 1.0 - a, colored, a, 0.0)
+        if legend is not None:
+            _draw_legend(img, lo, hi, legend, colormap)
+    if legend is not None:
+        img = fit_even(img).copy()
+        if caption:
+            hh, ww = img.shape[:2]
+            scale, thick, strip_h, baseline = _caption_geometry(hh, ww)
+            strip_h = min(strip_h, hh // 3)
+            _draw_caption(img[hh - strip_h:], caption, scale, thick, min(baseline, strip_h - 1))
+        return img
     if caption:
         return caption_bar(img, caption)
     return fit_even(img)
+
+
+def _draw_legend(img: np.ndarray, lo: float, hi: float, label: str, colormap: str) -> None:
+    """A colour scale in the top-right corner (in place): the colormap from ``lo`` (left) to ``hi`` (right, hot)."""
+    h, w = img.shape[:2]
+    scale = _font_scale(min(h, w)) * 0.8
+    thick = _thickness(scale)
+    cap, desc = _line_metrics(scale, thick)
+    margin = max(2, int(round(min(h, w) * 0.02)))
+    bar_w = max(16, w // 3)
+    bar_h = max(3, cap)
+    box_h = margin + cap + desc + margin + bar_h + margin + cap + desc + margin
+    box_w = bar_w + 2 * margin
+    if box_h > h // 2 or box_w > w:
+        return  # too small a frame for a readable scale
+    x0, y0 = w - box_w, 0
+    region = img[y0:y0 + box_h, x0:x0 + box_w]
+    region[:] = (region.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken behind the text
+    text, s = _fit_text(label, bar_w, scale, thick)
+    _put_text(img, text, (x0 + margin, y0 + margin + cap), s, TEXT, thick)
+    by = y0 + margin + cap + desc + margin
+    ramp = np.linspace(0, 255, bar_w).round().astype(np.uint8)[None, :].repeat(bar_h, 0)
+    img[by:by + bar_h, x0 + margin:x0 + margin + bar_w] = cv2.applyColorMap(ramp, _colormap_lut(colormap))
+    ty = by + bar_h + margin + cap
+    lo_t, hi_t = _fmt_tick(lo), _fmt_tick(hi) + " hot"
+    _put_text(img, lo_t, (x0 + margin, ty), scale, TEXT, thick)
+    _put_text(img, hi_t, (x0 + margin + bar_w - _text_width(hi_t, scale, thick), ty), scale, TEXT, thick)
 
 
 # --------------------------------------------------------------------------- activation chart

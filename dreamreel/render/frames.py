@@ -43,7 +43,9 @@ class FrameStrategy(Protocol):
     name: str
     total: int  # expected frames (for the progress bar and messages)
 
-    def restore(self, last: np.ndarray) -> None: ...  # continue from a checkpoint's image
+    def restore(self, last: np.ndarray, state: dict) -> None: ...  # continue from a checkpoint's image and state
+    def checkpoint_state(self) -> dict: ...  # what else the checkpoint must keep (JSON)
+    def finish(self, k: int, image: torch.Tensor) -> torch.Tensor: ...  # the dream's last touch before quantising
     def indices(self, start: int) -> Iterator[int]: ...  # the frame numbers to dream, from ``start``
     def start(self, k: int, engine: Engine) -> FrameStart: ...
     def done(self, k: int, frame: np.ndarray, result: DreamResult, prepare_s: float, dream_s: float) -> dict: ...
@@ -93,7 +95,7 @@ def dream_frames(strategy: FrameStrategy, engine: Engine, *, start: int = 0, rec
             t1 = time.perf_counter()
             result = runtime.run_dream(engine, fs.image.to(engine.device), fs.settings, seed=fs.seed, callbacks=callbacks,
                                desc=f"frame {k + 1}", show_progress=False, evaluate_end=fs.evaluate_end)
-            frame = to_uint8(result.image)
+            frame = to_uint8(strategy.finish(k, result.image))
             t2 = time.perf_counter()
             record = strategy.done(k, frame, result, t1 - t0, t2 - t1)
             for r in recorders:
@@ -120,7 +122,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
         return FramesResult(output, finished.get("frames", 0), finished.get("fps", fps), 0.0, finished,
                             already_complete=True)
     if last is not None:
-        strategy.restore(last)
+        strategy.restore(last, checkpoint.state)
     engine = engine_factory()
     state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
     appended, writer = start, None
@@ -144,7 +146,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
             else:
                 writer.abort()
         if new > 0:
-            checkpoint.save(key, appended, strategy.checkpoint_image(), records)
+            checkpoint.save(key, appended, strategy.checkpoint_image(), records, strategy.checkpoint_state())
         exc.partial = Partial(output, appended, strategy.total, new, note)
         raise
     checkpoint.remove()
@@ -177,6 +179,7 @@ class Checkpoint:
 
     def __init__(self, output: Path):
         self.dir = output.parent / f".{output.name}.resume"
+        self.state: dict = {}  # the loaded state.json
 
     def exists(self) -> bool:
         return (self.dir / "state.json").is_file()
@@ -200,6 +203,7 @@ class Checkpoint:
                 "cannot --resume: the interrupted render used other settings",
                 "rerun with the same input and options, or drop --resume to start over",
             )
+        self.state = state
         return state["frames_done"], iio.imread(self.dir / "last.png"), state["records"], state
 
     def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:

@@ -154,6 +154,7 @@ class ActivationRecorder(Recorder):
         self.means: dict[str, list[torch.Tensor]] = {}
         self.maps: list[torch.Tensor] = []
         self.frames: list[HostFrame] = []
+        self.overlay_frames: list[HostFrame] = []  # at the output's size: the overlay matches the dream
         self.objective: list[torch.Tensor] = []
         self.target: list[torch.Tensor] = []
         self.where: list[tuple[int, int, int, int, int]] = []  # octave, n_octaves, step, steps, global step
@@ -171,6 +172,7 @@ class ActivationRecorder(Recorder):
         targets = engine.objective.targets()
         self.target_label = targets[0].label if targets else ""
         final = settings.octaves[-1].size
+        self.final = final
         h = min(self.display_height, final[1])
         self.display = (max(2, round(final[0] * h / final[1])), h)
         if self.overlay_feature is not None:
@@ -189,6 +191,8 @@ class ActivationRecorder(Recorder):
             self.target.append(self.dreamer.target_probability(step.activations))
         self.objective.append(step.objective)
         self.frames.append(HostFrame(step.input_image, self.display))
+        if self.overlay is not None:
+            self.overlay_frames.append(HostFrame(step.input_image, self.final))
         self.where.append((step.octave, step.n_octaves, step.step, step.steps, step.global_step))
 
     # ------------------------------------------------------------------ after the dream
@@ -257,8 +261,9 @@ class ActivationRecorder(Recorder):
         hi = max(float(x.max()) for x in maps)
         name = self.layers[0] + (f":{self.overlay_feature}" if self.overlay_feature is not None else "")
         with open_writer(self.overlay, fps=self.fps) as writer:
-            for t, (frame, heat) in enumerate(zip(self.frames, maps)):
-                writer.append(draw.overlay_frame(frame.numpy(), heat, value_range=(lo, hi), caption=self._caption(t, name)))
+            for t, (frame, heat) in enumerate(zip(self.overlay_frames, maps)):
+                writer.append(draw.overlay_frame(frame.numpy(), heat, value_range=(lo, hi), caption=self._caption(t, name),
+                                                 legend=f"{name} {'activation' if self.overlay_feature is not None else 'mean activation'}"))
 
 
 class FrameOverlay(Recorder):
@@ -298,7 +303,9 @@ class FrameOverlay(Recorder):
     def frame_done(self, frame: np.ndarray, index: int) -> None:
         """Called with each finished output frame, after its dream."""
         caption = f"frame {index + 1} · {self._layer}" if self.caption else ""
-        self.writer.append(draw.overlay_frame(frame, self._heat.cpu().numpy(), caption=caption))
+        what = "activation" if self.feature is not None else "mean activation"
+        self.writer.append(draw.overlay_frame(frame, self._heat.cpu().numpy(), caption=caption,
+                                              legend=f"{self._layer} {what} (this frame's range)"))
 
 
 def summarize(means: dict[str, np.ndarray], objective: np.ndarray, octaves: Sequence[int],

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from ..engine import DreamResult, Dreamer
+from ..engine.conditioning import color_stats, match_color
 from ..engine.objectives import build_objective
-from ..io.images import from_uint8
+from ..errors import DreamError
+from ..io.images import from_uint8, to_uint8
 from ..plan import DreamPlan
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
@@ -32,6 +34,7 @@ class ZoomJob:
     octaves: int | list[int]  # each later frame's octaves
     steps: list[int]  # each later frame's steps (a timeline 'steps' key overrides)
     crf: int = 18
+    color_match: str = "none"  # match each frame's colour mean/std to the first frame's: none, rgb, decorrelated
 
 
 class ZoomStart:
@@ -53,15 +56,37 @@ class ZoomStart:
         self._motion = Motion()
         self._values: dict = {}
         self._settings = self.first_settings
+        self.reference = None  # --color-match: the first frame's per-channel (mean, std)
 
     def fingerprint(self, source: Source) -> str:
         job = self.job
         return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
                             "first": str(self.first_settings), "each": str(self.frame_settings),
+                            "color_match": job.color_match,
                             "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
 
-    def restore(self, last: np.ndarray) -> None:
+    def restore(self, last: np.ndarray, state: dict) -> None:
         self.prev, self.last = from_uint8(last), last
+        if self.job.color_match != "none":
+            ref = state.get("color_reference")
+            if ref is None:
+                raise DreamError("cannot --resume: the checkpoint lacks the first frame's colour statistics",
+                                 "drop --resume to start over")
+            self.reference = tuple(torch.tensor(v, dtype=torch.float32) for v in ref)
+
+    def checkpoint_state(self) -> dict:
+        if self.reference is None:
+            return {}
+        return {"color_reference": [r.float().cpu().tolist() for r in self.reference]}
+
+    def finish(self, k: int, image: torch.Tensor) -> torch.Tensor:
+        """--color-match: every later frame keeps the first frame's colour statistics (against drift and wash-out)."""
+        if self.job.color_match == "none":
+            return image
+        if k == 0 or self.reference is None:
+            self.reference = color_stats(from_uint8(to_uint8(image)).to(image.device), self.job.color_match)
+            return image
+        return match_color(image, self.reference, self.job.color_match)
 
     def indices(self, start: int) -> Iterator[int]:
         return iter(range(start, self.job.frames))
