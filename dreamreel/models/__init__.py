@@ -95,8 +95,13 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
     return state
 
 
-def create_model(name: str, weights: str = "default", device: str | torch.device = "cpu") -> tuple[ModelSpec, Backbone]:
-    """Build ``name`` with ``weights`` ("default", "random" or a state-dict path), in eval mode, frozen, on ``device``."""
+def create_model(name: str, weights: str = "default", device: str | torch.device = "cpu",
+                 fold: bool = True) -> tuple[ModelSpec, Backbone]:
+    """Build ``name`` with ``weights`` ("default", "random" or a state-dict path), in eval mode, frozen, on ``device``.
+
+    ``fold``: fold batch norms into their convolutions (same function; ``fold=False`` keeps the
+    module tree as the weights file has it).
+    """
     spec = get_spec(name)
     check_weights_arg(weights)
     if weights == "random":
@@ -113,6 +118,10 @@ def create_model(name: str, weights: str = "default", device: str | torch.device
             f"is this a {spec.name} state dict?",
         ) from None
     model.eval().requires_grad_(False)
+    if fold:
+        from .fold import fold_batchnorms
+
+        fold_batchnorms(model)  # frozen batch norms become conv weights: ~15-30% faster steps (fold.py)
     return spec, model.to(device)
 
 
