@@ -211,7 +211,7 @@ def build_parser() -> Parser:
 
     from .batch import register as register_batch
     from .clips import register as register_video
-    from .reproduce import add_parser as register_reproduce
+    from .reproduce_args import add_parser as register_reproduce
 
     register_video(sub)
     register_batch(sub)

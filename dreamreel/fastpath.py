@@ -9,9 +9,8 @@ The engine asks here once per ``Dreamer``; nothing in the step loop branches on 
   from 0.27 s to 0.09 s per step on 2 cores (benchmarks/RESULTS.md). Elsewhere fp32: without AMX,
   bf16 on the CPU is emulated and slower. The image, its gradient and the update stay fp32;
   only the network runs in bf16.
-- **CUDA fast path** (``fast=True`` on CUDA): each octave's step (jitter, forward, backward,
-  normalised update, blur, clamp) is captured once as a CUDA graph for its static shape and
-  replayed; no host sync inside the loop.
+- **Not yet here**: CUDA graphs / torch.compile per octave shape (no GPU to build and measure them
+  on; on the CPU torch.compile measured 0.75x).
 """
 
 from __future__ import annotations
@@ -40,12 +39,11 @@ def cpu_has_amx_bf16() -> bool:
 
 @dataclass(frozen=True)
 class FastPath:
-    """What a Dreamer does on its device: autocast dtype (None: fp32), channels-last, CUDA graphs."""
+    """What a Dreamer does on its device: autocast dtype (None: fp32) and channels-last."""
 
     device_type: str
     autocast_dtype: str | None  # "bfloat16" or None
     channels_last: bool
-    cuda_graphs: bool
 
     def autocast(self):
         import contextlib
@@ -57,27 +55,32 @@ class FastPath:
         return torch.autocast(self.device_type, dtype=getattr(torch, self.autocast_dtype))
 
     def describe(self) -> str:
-        parts = [self.autocast_dtype or "fp32", "channels-last" if self.channels_last else "contiguous"]
-        if self.cuda_graphs:
-            parts.append("CUDA graphs")
-        return ", ".join(parts)
+        return f"{self.autocast_dtype or 'fp32'}, {'channels-last' if self.channels_last else 'contiguous'}"
 
 
-def choose(device_type: str, precision: str = "auto", channels_last: bool | None = None, fast: bool = False,
-           amx: bool | None = None) -> FastPath:
+def choose(device_type: str, precision: str = "auto", channels_last: bool | None = None,
+           amx: bool | None = None, grouped_convs: bool = False) -> FastPath:
     """The fast path for ``device_type`` ("cpu", "cuda", "mps"): pure, so it is unit-tested on any machine.
 
-    ``precision`` "auto" is bf16 on CUDA and on AMX CPUs, fp32 elsewhere; ``fast`` asks for CUDA graphs
-    (ignored off CUDA: on the CPU torch.compile measured slower, 0.75x, and graphs do not exist).
+    ``precision`` "auto" is bf16 on CUDA, and on AMX CPUs for networks without grouped (depthwise)
+    convolutions: EfficientNet-Lite0's depthwise convs made its bf16 step slower than fp32 here
+    (0.20 s against 0.19 s at 512x341), while GoogLeNet and InceptionV3 ran 2.7x faster. fp32 elsewhere.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if amx is None:
         amx = cpu_has_amx_bf16() if device_type == "cpu" else False
     if precision == "auto":
-        bf16 = device_type == "cuda" or (device_type == "cpu" and amx)
+        bf16 = device_type == "cuda" or (device_type == "cpu" and amx and not grouped_convs)
     else:
         bf16 = precision == "bf16"
     if channels_last is None:
         channels_last = device_type in ("cpu", "cuda")
-    return FastPath(device_type, "bfloat16" if bf16 else None, channels_last, fast and device_type == "cuda")
+    return FastPath(device_type, "bfloat16" if bf16 else None, channels_last)
+
+
+def has_grouped_convs(model) -> bool:
+    """Whether ``model`` has grouped (e.g. depthwise) convolutions, which oneDNN runs slower in bf16 on the CPU."""
+    from torch import nn
+
+    return any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())

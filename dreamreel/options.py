@@ -10,12 +10,14 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine import DreamSettings, Octave, Size, octave_sizes
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
 from .objectives import Objective, build_objective
+
+if TYPE_CHECKING:  # the engine (and torch) load when a plan is made into settings, not for --help
+    from .engine import DreamSettings, Size
 
 MAX_SIDE = 8192
 
@@ -255,6 +257,8 @@ class DreamPlan:
 
     def settings(self, output_size: Size, octaves: int | list[int] | None = None, steps: list[int] | None = None) -> DreamSettings:
         """The engine settings for ``output_size``; ``octaves``/``steps`` override the plan's (zoom frames use 1 octave)."""
+        from .engine import DreamSettings, Octave, octave_sizes
+
         octs = self.octaves if octaves is None else octaves
         sizes = octave_sizes(output_size, octs, self.octave_scale)
         n = len(sizes)

@@ -12,11 +12,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import DreamError, did_you_mean
-from .backbone import Backbone
+
+if TYPE_CHECKING:  # the registry's metadata needs no torch: `dreamreel models` stays light
+    import torch
+
+    from .backbone import Backbone
 
 WEIGHT_CHOICES = ("default", "random", "PATH")
 
@@ -38,6 +41,8 @@ class ModelSpec:
     @functools.cached_property
     def layer_channels(self) -> dict[str, int]:
         """Dreamable layer -> channel count, found by a shape-only pass on the meta device (no weights, no compute)."""
+        import torch
+
         with torch.device("meta"):
             model = self.build(None)
             x = torch.zeros(1, 3, max(self.native_size, 96), max(self.native_size, 96))
@@ -84,6 +89,8 @@ def check_weights_arg(weights: str) -> None:
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file

@@ -8,13 +8,15 @@ import io
 import re
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import DreamError
-from . import efficientnet_lite, nets
-from .backbone import Backbone, Flatten
 from . import ModelSpec, register
+
+if TYPE_CHECKING:  # torch and the networks are imported when a model is built: `dreamreel models` needs neither
+    from torch import nn
+
+    from .backbone import Backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,6 +38,8 @@ def imagenet_categories() -> list[str]:
 
 
 def _lite0_build(state: dict | None) -> Backbone:
+    from . import efficientnet_lite
+
     model = efficientnet_lite.build()
     if state is not None:
         efficientnet_lite.load_package_state_dict(model, state)
@@ -43,6 +47,10 @@ def _lite0_build(state: dict | None) -> Backbone:
 
 
 def _lite0_default() -> dict:
+    import torch
+
+    from . import efficientnet_lite
+
     try:
         path = efficientnet_lite.package_weights_path()
     except ImportError:
@@ -92,12 +100,16 @@ WEIGHT_URLS = {
 
 def _hub_file(weights) -> Path:
     """Where torch hub caches a weights URL (or a torchvision weights enum, anything with ``.url``)."""
+    import torch
+
     url = getattr(weights, "url", weights)
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
 def _torchvision_default(url: str, model_name: str):
     def load() -> dict:
+        import torch
+
         cached = _hub_file(url)
         if cached.is_file():
             return torch.load(cached, map_location="cpu", weights_only=True)
@@ -121,10 +133,18 @@ def _stages_of(module: nn.Module, names: list[str]) -> list[tuple[str, nn.Module
 
 
 def _logits(*parts: nn.Module) -> nn.Module:
+    from torch import nn
+
+    from .backbone import Flatten
+
     return nn.Sequential(*parts[:-1], Flatten(), parts[-1])
 
 
 def _inception_v3(state: dict | None) -> Backbone:
+    from torch import nn  # noqa: F811
+
+    from . import nets
+    from .backbone import Backbone
     net = nets.Inception3(init_weights=state is None)
     if state is not None:
         net.load_state_dict(state)
@@ -133,6 +153,10 @@ def _inception_v3(state: dict | None) -> Backbone:
 
 
 def _googlenet(state: dict | None) -> Backbone:
+    from torch import nn  # noqa: F811
+
+    from . import nets
+    from .backbone import Backbone
     net = nets.GoogLeNet(init_weights=state is None)
     if state is not None:
         net.load_state_dict(state)
@@ -141,6 +165,10 @@ def _googlenet(state: dict | None) -> Backbone:
 
 
 def _resnet50(state: dict | None) -> Backbone:
+    from torch import nn  # noqa: F811
+
+    from . import nets
+    from .backbone import Backbone
     net = nets.ResNet50()
     if state is not None:
         net.load_state_dict(state)
@@ -153,6 +181,8 @@ def _resnet50(state: dict | None) -> Backbone:
 def _vgg_names(features: nn.Sequential) -> list[str]:
     """conv1_1, relu1_1, ..., pool1, conv2_1, ...: the names people use for VGG layers."""
     names, block, index = [], 1, 1
+    from torch import nn
+
     for layer in features:
         if isinstance(layer, nn.Conv2d):
             names.append(f"conv{block}_{index}")
@@ -167,6 +197,11 @@ def _vgg_names(features: nn.Sequential) -> list[str]:
 
 def _vgg(name: str):
     def build(state: dict | None) -> Backbone:
+        from torch import nn
+
+        from . import nets
+        from .backbone import Backbone, Flatten
+
         net = nets.VGG(name)  # its feature ReLUs are not in place: we record the conv outputs
         if state is not None:
             net.load_state_dict(state)
