@@ -109,10 +109,12 @@ def main() -> None:
     ap.add_argument("--output", default="/tmp/peer_dream.png")
     ap.add_argument("--in-process", action="store_true", help="time the peer's steps against dreamreel's engine")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for --in-process (1: a shared box's noise)")
     a = ap.parse_args()
     model_name, layer, size, octaves = CONFIGS[a.config]
     sizes = octave_sizes(size, octaves)
     if a.in_process:
+        torch.set_num_threads(a.threads)
         return in_process(model_name, layer, size, sizes, a.repeats)
     img = cv2.imread(a.input)[:, :, ::-1].astype(np.float32) / 255.0
     img = cv2.resize(img, size)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 
-def _cmd_reproduce(args) -> int:
-    from .reproduce import cmd_reproduce
+def cmd_reproduce(args) -> int:
+    """Runs the command: the heavy module (torch, the models) loads only now."""
+    from . import reproduce
 
-    return cmd_reproduce(args)
+    return reproduce.cmd_reproduce(args)
 
 
 def _scale(text: str) -> float:
@@ -43,5 +44,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, mps [default: auto]")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (noise, jitter) [default: 0]")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce)
     return p
