@@ -51,7 +51,10 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--quick", action="store_true", help="skip the torchvision models' steps/s")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     print(f"machine: {machine()}")
     if not a.quick:
         for model_name, layer_name in (("googlenet", "inception4c"), ("inception_v3", "Mixed_6e")):

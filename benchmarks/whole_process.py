@@ -9,6 +9,7 @@ their default, as the real programs run. Prints ``ratio_googlenet=X`` and ``rati
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--input", default=str(DATA / "chelsea.png"))
     ap.add_argument("--only", choices=sorted(DREAM_ARGS), default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="OMP_NUM_THREADS for every process [default: unset, as users run them]; 1 on a loaded box, "
+                         "where threads that wait on each other turn every op into a scheduling lottery")
     a = ap.parse_args()
+    if a.threads:
+        os.environ["OMP_NUM_THREADS"] = str(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         light = {c: [PY, "-m", "dreamreel", c] for c in ("--help", "models", "presets")}
         t = best_of(light, a.rounds)
