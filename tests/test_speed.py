@@ -84,3 +84,14 @@ def test_bf16_gradient_points_the_same_way_as_fp32(lite0):
     assert g16.dtype == torch.float32
     assert torch.nn.functional.cosine_similarity(g32.flatten(), g16.flatten(), 0) > 0.9
     assert float(v16) == pytest.approx(float(v32), rel=0.05)
+
+
+def test_the_written_down_layer_channels_match_a_shape_pass():
+    from dreamreel.models import list_models
+    from dreamreel.models.channels import LAYER_CHANNELS
+
+    for spec in list_models():
+        if spec.name.startswith("vgg"):
+            continue  # building VGG on the meta device alone takes 2 s; its table comes from the same pass
+        assert LAYER_CHANNELS[spec.name] == spec.measure_layer_channels(), spec.name
+    assert {s.name for s in list_models()} <= set(LAYER_CHANNELS)

@@ -40,6 +40,13 @@ class ModelSpec:
 
     @functools.cached_property
     def layer_channels(self) -> dict[str, int]:
+        """Dreamable layer -> channel count: the written-down table (channels.py), else measured."""
+        from .channels import LAYER_CHANNELS
+
+        known = LAYER_CHANNELS.get(self.name)
+        return dict(known) if known is not None else self.measure_layer_channels()
+
+    def measure_layer_channels(self) -> dict[str, int]:
         """Dreamable layer -> channel count, found by a shape-only pass on the meta device (no weights, no compute)."""
         import torch
 
