@@ -94,14 +94,12 @@ def test_a_state_dict_for_another_model_is_refused(tmp_path):
 
 
 def test_offline_default_weights_name_the_file_and_where_to_put_it(tmp_path, monkeypatch):
-    import torchvision.models as tvm
-
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
-    def offline(self, *a, **k):
+    def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(tvm.GoogLeNet_Weights, "get_state_dict", offline)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(DreamError) as info:
         create_model("googlenet", "default")
     text = str(info.value)

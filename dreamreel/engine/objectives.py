@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import DreamError, did_you_mean
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Objective:

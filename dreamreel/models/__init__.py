@@ -12,11 +12,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import DreamError, did_you_mean
-from .backbone import Backbone
+
+if TYPE_CHECKING:  # the registry's metadata needs no torch: `dreamreel models` stays light
+    import torch
+
+    from .backbone import Backbone
 
 WEIGHT_CHOICES = ("default", "random", "PATH")
 
@@ -37,7 +40,16 @@ class ModelSpec:
 
     @functools.cached_property
     def layer_channels(self) -> dict[str, int]:
+        """Dreamable layer -> channel count: the written-down table (channels.py), else measured."""
+        from .channels import LAYER_CHANNELS
+
+        known = LAYER_CHANNELS.get(self.name)
+        return dict(known) if known is not None else self.measure_layer_channels()
+
+    def measure_layer_channels(self) -> dict[str, int]:
         """Dreamable layer -> channel count, found by a shape-only pass on the meta device (no weights, no compute)."""
+        import torch
+
         with torch.device("meta"):
             model = self.build(None)
             x = torch.zeros(1, 3, max(self.native_size, 96), max(self.native_size, 96))
@@ -84,6 +96,8 @@ def check_weights_arg(weights: str) -> None:
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -95,8 +109,13 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
     return state
 
 
-def create_model(name: str, weights: str = "default", device: str | torch.device = "cpu") -> tuple[ModelSpec, Backbone]:
-    """Build ``name`` with ``weights`` ("default", "random" or a state-dict path), in eval mode, frozen, on ``device``."""
+def create_model(name: str, weights: str = "default", device: str | torch.device = "cpu",
+                 fold: bool = True) -> tuple[ModelSpec, Backbone]:
+    """Build ``name`` with ``weights`` ("default", "random" or a state-dict path), in eval mode, frozen, on ``device``.
+
+    ``fold``: fold batch norms into their convolutions (same function; ``fold=False`` keeps the
+    module tree as the weights file has it).
+    """
     spec = get_spec(name)
     check_weights_arg(weights)
     if weights == "random":
@@ -113,6 +132,10 @@ def create_model(name: str, weights: str = "default", device: str | torch.device
             f"is this a {spec.name} state dict?",
         ) from None
     model.eval().requires_grad_(False)
+    if fold:
+        from .fold import fold_batchnorms
+
+        fold_batchnorms(model)  # frozen batch norms become conv weights: ~15-30% faster steps (fold.py)
     return spec, model.to(device)
 
 

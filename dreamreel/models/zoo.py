@@ -3,33 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import DreamError
-from . import efficientnet_lite
-from .backbone import Backbone, Flatten
 from . import ModelSpec, register
+
+if TYPE_CHECKING:  # torch and the networks are imported when a model is built: `dreamreel models` needs neither
+    from torch import nn
+
+    from .backbone import Backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SYMMETRIC = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # [-1, 1]: what Google's Inception/GoogLeNet weights expect
 
 
-def imagenet_categories() -> list[str]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+@functools.lru_cache(maxsize=1)
+def _categories() -> tuple[str, ...]:
+    text = (Path(__file__).with_name("imagenet_categories.txt")).read_text(encoding="utf-8")
+    return tuple(text.splitlines())
 
-    return list(_IMAGENET_CATEGORIES)
+
+def imagenet_categories() -> list[str]:
+    """ImageNet-1k's 1000 class names in index order (torchvision's list, shipped as a text file)."""
+    return list(_categories())
 
 
 # ---------------------------------------------------------------- embedded EfficientNet-Lite0
 
 
 def _lite0_build(state: dict | None) -> Backbone:
+    from . import efficientnet_lite
+
     model = efficientnet_lite.build()
     if state is not None:
         efficientnet_lite.load_package_state_dict(model, state)
@@ -37,6 +47,10 @@ def _lite0_build(state: dict | None) -> Backbone:
 
 
 def _lite0_default() -> dict:
+    import torch
+
+    from . import efficientnet_lite
+
     try:
         path = efficientnet_lite.package_weights_path()
     except ImportError:
@@ -74,26 +88,41 @@ register(
 
 
 # ---------------------------------------------------------------- torchvision models
+# Our own definitions with torchvision's state-dict keys (nets.py): a dream never imports torchvision.
+
+WEIGHT_URLS = {
+    "inception_v3": ("Inception_V3_Weights", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+    "googlenet": ("GoogLeNet_Weights", "https://download.pytorch.org/models/googlenet-1378be20.pth"),
+    "resnet50": ("ResNet50_Weights", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+    "vgg16": ("VGG16_Weights", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    "vgg19": ("VGG19_Weights", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
+}
 
 
-def _hub_file(weights_enum) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
+def _hub_file(weights) -> Path:
+    """Where torch hub caches a weights URL (or a torchvision weights enum, anything with ``.url``)."""
+    import torch
+
+    url = getattr(weights, "url", weights)
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
-def _torchvision_default(weights_enum, model_name: str):
+def _torchvision_default(url: str, model_name: str):
     def load() -> dict:
-        cached = _hub_file(weights_enum)
+        import torch
+
+        cached = _hub_file(url)
         if cached.is_file():
             return torch.load(cached, map_location="cpu", weights_only=True)
         try:
             # torch prints "Downloading: ..." before it fails offline; keep the user's stderr to our one line
             with contextlib.redirect_stderr(io.StringIO()):
-                return weights_enum.get_state_dict(progress=False, check_hash=True)
+                return torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
         except Exception as exc:  # URLError, HTTPError, OSError, hash mismatch: all mean "not available here"
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             raise DreamError(
                 f"cannot download {model_name} weights ({reason})",
-                f"offline? put {cached.name} from {weights_enum.url} at {cached}, "
+                f"offline? put {cached.name} from {url} at {cached}, "
                 f"or pass --weights PATH, or use the embedded --model efficientnet_lite0",
             ) from None
 
@@ -105,50 +134,56 @@ def _stages_of(module: nn.Module, names: list[str]) -> list[tuple[str, nn.Module
 
 
 def _logits(*parts: nn.Module) -> nn.Module:
+    from torch import nn
+
+    from .backbone import Flatten
+
     return nn.Sequential(*parts[:-1], Flatten(), parts[-1])
 
 
 def _inception_v3(state: dict | None) -> Backbone:
-    from torchvision.models import inception_v3
+    from torch import nn  # noqa: F811
 
-    tv = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=state is None)
+    from . import nets
+    from .backbone import Backbone
+    net = nets.Inception3(init_weights=state is None)
     if state is not None:
-        tv.load_state_dict(state)
-    names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-             "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-             "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
-    stages = _stages_of(tv, names) + [("logits", _logits(tv.avgpool, tv.fc))]
+        net.load_state_dict(state)
+    stages = _stages_of(net, nets.Inception3.STAGES) + [("logits", _logits(net.avgpool, net.fc))]
     return Backbone(stages, *SYMMETRIC)
 
 
 def _googlenet(state: dict | None) -> Backbone:
-    from torchvision.models import googlenet
+    from torch import nn  # noqa: F811
 
-    tv = googlenet(weights=None, aux_logits=True, transform_input=False, init_weights=state is None)
+    from . import nets
+    from .backbone import Backbone
+    net = nets.GoogLeNet(init_weights=state is None)
     if state is not None:
-        tv.load_state_dict(state)
-    names = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
-             "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-             "inception5a", "inception5b"]
-    stages = _stages_of(tv, names) + [("logits", _logits(tv.avgpool, tv.fc))]
+        net.load_state_dict(state)
+    stages = _stages_of(net, nets.GoogLeNet.STAGES) + [("logits", _logits(net.avgpool, net.fc))]
     return Backbone(stages, *SYMMETRIC)
 
 
 def _resnet50(state: dict | None) -> Backbone:
-    from torchvision.models import resnet50
+    from torch import nn  # noqa: F811
 
-    tv = resnet50(weights=None)
+    from . import nets
+    from .backbone import Backbone
+    net = nets.ResNet50()
     if state is not None:
-        tv.load_state_dict(state)
-    stages = [("stem", nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool))]
-    stages += _stages_of(tv, ["layer1", "layer2", "layer3", "layer4"])
-    stages += [("logits", _logits(tv.avgpool, tv.fc))]
+        net.load_state_dict(state)
+    stages = [("stem", nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool))]
+    stages += _stages_of(net, ["layer1", "layer2", "layer3", "layer4"])
+    stages += [("logits", _logits(net.avgpool, net.fc))]
     return Backbone(stages, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _vgg_names(features: nn.Sequential) -> list[str]:
     """conv1_1, relu1_1, ..., pool1, conv2_1, ...: the names people use for VGG layers."""
     names, block, index = [], 1, 1
+    from torch import nn
+
     for layer in features:
         if isinstance(layer, nn.Conv2d):
             names.append(f"conv{block}_{index}")
@@ -161,35 +196,33 @@ def _vgg_names(features: nn.Sequential) -> list[str]:
     return names
 
 
-def _vgg(ctor_name: str):
+def _vgg(name: str):
     def build(state: dict | None) -> Backbone:
-        import torchvision.models as tvm
+        from torch import nn
 
-        tv = getattr(tvm, ctor_name)(weights=None)
+        from . import nets
+        from .backbone import Backbone, Flatten
+
+        net = nets.VGG(name)  # its feature ReLUs are not in place: we record the conv outputs
         if state is not None:
-            tv.load_state_dict(state)
-        for layer in tv.features:
-            if isinstance(layer, nn.ReLU):
-                layer.inplace = False  # an in-place ReLU would overwrite the conv output we record
-        stages = list(zip(_vgg_names(tv.features), tv.features))
-        stages += [("logits", nn.Sequential(tv.avgpool, Flatten(), tv.classifier))]
+            net.load_state_dict(state)
+        stages = list(zip(_vgg_names(net.features), net.features))
+        stages += [("logits", nn.Sequential(net.avgpool, Flatten(), net.classifier))]
         return Backbone(stages, IMAGENET_MEAN, IMAGENET_STD)
 
     return build
 
 
-def _register_torchvision(name, build, enum_name, default_layer, dreamable, description, native_size=224, min_size=32, notes=None):
-    import torchvision.models as tvm
-
-    weights = getattr(tvm, enum_name).IMAGENET1K_V1
+def _register_torchvision(name, build, default_layer, dreamable, description, native_size=224, min_size=32, notes=None):
+    enum_name, url = WEIGHT_URLS[name]
     register(
         ModelSpec(
             name=name,
             description=description,
             build=build,
-            default_weights=_torchvision_default(weights, name),
-            weights_source=f"torchvision {enum_name}.IMAGENET1K_V1 ({Path(weights.url).name}, torch hub cache)",
-            categories=lambda: list(weights.meta["categories"]),
+            default_weights=_torchvision_default(url, name),
+            weights_source=f"torchvision {enum_name}.IMAGENET1K_V1 ({Path(url).name}, torch hub cache)",
+            categories=imagenet_categories,
             default_layer=default_layer,
             dreamable=dreamable,
             native_size=native_size,
@@ -200,19 +233,19 @@ def _register_torchvision(name, build, enum_name, default_layer, dreamable, desc
 
 
 _register_torchvision(
-    "inception_v3", _inception_v3, "Inception_V3_Weights", "Mixed_6e",
+    "inception_v3", _inception_v3, "Mixed_6e",
     lambda n: n.startswith("Mixed_"), "InceptionV3 (torchvision, ImageNet-1k): the article's main model", native_size=299, min_size=75,
 )
 _register_torchvision(
-    "googlenet", _googlenet, "GoogLeNet_Weights", "inception4c",
+    "googlenet", _googlenet, "inception4c",
     lambda n: n.startswith("inception"), "GoogLeNet (torchvision, ImageNet-1k): the article's directed-dream model",
 )
 _register_torchvision(
-    "resnet50", _resnet50, "ResNet50_Weights", "layer3",
+    "resnet50", _resnet50, "layer3",
     lambda n: n.startswith("layer"), "ResNet50 (torchvision, ImageNet-1k)",
 )
 for _name in ("vgg16", "vgg19"):
     _register_torchvision(
-        _name, _vgg(_name), f"VGG{_name[3:]}_Weights", "relu4_3" if _name == "vgg16" else "relu4_4",
+        _name, _vgg(_name), "relu4_3" if _name == "vgg16" else "relu4_4",
         lambda n: re.match(r"(conv|relu)\d_\d$", n) is not None, f"{_name.upper()} (torchvision, ImageNet-1k)",
     )
