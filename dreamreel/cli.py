@@ -52,6 +52,10 @@ def cmd_dream(args) -> int:
         _print_plan(plan, settings)
         return 0
     recorders = recorders_from_args(args, settings)
+    if plan.guide:  # art (issue 14): the guide match at the start and the end, for the sidecar
+        from .guide import GuideMatch
+
+        recorders.append(GuideMatch())
     from .recorders import recording
 
     with recording(recorders):
@@ -60,6 +64,8 @@ def cmd_dream(args) -> int:
     if "target_probability" in data:
         tp = data["target_probability"]
         msg += f"; p({tp['class']}) {tp['start']:.3f} -> {tp['end']:.3f}"
+    for g in data.get("guide", []):
+        msg += f"; guide match {g['match_start']:.3f} -> {g['match_end']:.3f}"
     print(msg, file=sys.stderr)
     return 0
 
@@ -114,6 +120,8 @@ def cmd_zoom(args) -> int:
     timeline = timeline.with_defaults(zoom=zoom, rotate=rotate, shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=frames, fps=fps, timeline=timeline, first_octaves=first, octaves=plan.octaves,
                   steps=plan.steps, crf=args.crf)
+    _zoom_art(args, job, output)  # art (issue 14): --audio/--react, --loop
+    frames = job.frames
     _, size = load_source(source, plan)
     first_settings = plan.settings(size, octaves=first)
     each = plan.settings(size)
@@ -122,6 +130,11 @@ def cmd_zoom(args) -> int:
         print(f"output     {output}  {frames} frames at {fps:g} fps, {size[0]}x{size[1]}")
         print(f"motion     zoom {zoom:g}  rotate {rotate:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
               + (f"  (timeline {args.timeline}: {len(timeline.keys)} keys)" if args.timeline else ""))
+        if job.audio_features is not None:
+            print(f"audio      {args.audio}  {job.audio_features.duration:.2f} s -> {frames} frames; react "
+                  + (", ".join(f"{r.key} {r.low:g}..{r.high:g} by {r.feature}" for r in job.reacts) or "nothing"))
+        if job.loop:
+            print(f"loop       the last {job.loop} rendered frames fade into the first ({frames + job.loop} rendered)")
         print("first frame:")
         _print_plan(plan, first_settings)
         print("each later frame:")
@@ -136,6 +149,31 @@ def cmd_zoom(args) -> int:
                            progress_recorder=recorder, frame_recorders=overlays)
     print(f"wrote {output}: {frames} frames at {fps:g} fps ({data['seconds']:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _zoom_art(args, job, output: Path) -> None:
+    """zoom --audio/--react and --loop onto ``job`` (issue 14); one-line DreamErrors for bad combinations."""
+    if args.react and not args.audio:
+        raise DreamError("--react needs --audio TRACK")
+    if args.audio:
+        from .art import audio_job
+
+        job.audio_features, job.react, job.reacts, job.audio = audio_job(
+            args.audio, job.fps, args.react, frames_flag=args.frames is not None, output=output)
+        job.frames = job.audio_features.frames
+    if args.loop_frames is not None and not args.loop:
+        raise DreamError("--loop-frames needs --loop")
+    if args.loop:
+        from .loop import default_loop_frames
+
+        if args.resume:
+            raise DreamError("--loop renders cannot --resume", "render the loop again without --resume")
+        if job.frames < 4:
+            raise DreamError(f"--loop needs at least 4 frames (got {job.frames})")
+        n = default_loop_frames(job.frames, job.fps) if args.loop_frames is None else args.loop_frames
+        if not 1 <= n <= job.frames // 2:
+            raise DreamError(f"--loop-frames {n} is out of range for {job.frames} frames", f"use 1-{job.frames // 2}")
+        job.loop = n
 
 
 def cmd_models(args) -> int:
@@ -199,6 +237,12 @@ def build_parser() -> Parser:
     z.add_argument("--first-octaves", default=None, metavar="N|S1,...", help="the first frame's octaves [default: 3]")
     z.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
     z.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality, lower is better [default: 18]")
+    a = p.add_argument_group("music and loops")
+    a.add_argument("--audio", default=None, metavar="TRACK", help="a track whose duration at --fps sets the frame count; muxed into an MP4")
+    a.add_argument("--react", default=None, metavar="KEY=A:B,...", help="parameters following the track: KEY=A:B[@onset] "
+                   "(A at silence, B at the loudest frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps")
+    a.add_argument("--loop", action="store_true", help="a seamless loop: the last frames fade into the first")
+    a.add_argument("--loop-frames", type=int, default=None, metavar="N", help="frames of the fade [default: one second, at most a third]")
     add_dream_arguments(p)
     g = p.add_argument_group("recording")
     g.add_argument("--progress", metavar="FILE", help="optimisation progress of the first frame (.mp4, .gif or folder/)")

@@ -48,6 +48,10 @@ class DreamSettings:
     jitter: int = 0  # random roll of up to this many pixels per step
     normalize: str = "mean-abs"  # "none": the article's raw step; "mean-abs": g / mean|g|
     carry: str = "detail"  # between octaves: "image" (the article's resize) or "detail" (add the dreamt detail to the resized source)
+    # --- art features (issue 14): see tiles.py and masks.py
+    tile: int = 0  # >0: the gradient is computed tile by tile (tiles.tiled_gradient), memory bounded by the tile
+    tile_overlap: int = 0
+    mask: object = None  # a masks.Mask: dream only where it says (per-step blend; exact outside)
 
 
 @dataclass
@@ -160,6 +164,9 @@ class Dreamer:
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._targets = objective.targets()
+        for _, term in objective.terms():  # terms that need the model first (guide.Guide: the guide's features)
+            if hasattr(term, "prepare"):
+                term.prepare(self)
 
     def _autocast(self):
         if self.cuda:
@@ -187,7 +194,7 @@ class Dreamer:
         return grad, value.detach().float(), {k: v.detach() for k, v in acts.items()}
 
     def target_probability(self, acts: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        if not self._targets:
+        if not self._targets or "logits" not in acts:  # tiled dreams keep no whole-image logits
             return None
         return acts["logits"].float().softmax(1)[0, self._targets[0].index]
 
@@ -224,13 +231,19 @@ class Dreamer:
                     x = resize(x, octave.size)
             base = x
             x = self._prepare(x)
+            mask = settings.mask.at(octave.size, self.device) if settings.mask is not None else None  # (1,1,h,w)
             values = []
             for i in range(octave.steps):
                 shift = (0, 0)
                 if settings.jitter > 0:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
-                grad, value, acts = self.gradient(x, shift)
+                if settings.tile:
+                    from .tiles import tiled_gradient
+
+                    grad, value, acts = tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g)
+                else:
+                    grad, value, acts = self.gradient(x, shift)
                 before = x
                 if settings.normalize == "mean-abs":  # x + lr * g / mean|g|, fused, without a host sync
                     x = torch.addcmul(x, grad, octave.lr_at(i) / (grad.abs().mean() + 1e-8))
@@ -239,6 +252,8 @@ class Dreamer:
                 if octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0:
                     x = gaussian_blur(x, octave.sigma_at(i))
                 x = x.clamp(0, 1)
+                if mask is not None:  # the update (and blur) only where the mask says, scaled by it
+                    x = torch.lerp(before, x, mask)
                 values.append(value)
                 if prob_start is None and self._targets:
                     prob_start = self.target_probability(acts)
@@ -247,7 +262,13 @@ class Dreamer:
                 done += 1
                 if progress is not None:
                     progress(1)
-            if evaluate_end or not values:
+            if mask is not None and o_index == n_oct - 1:  # outside the mask: exactly the source (no octave bleed)
+                x = torch.where(mask > 0, x, resize(source, octave.size))
+            if (evaluate_end or not values) and settings.tile:
+                from .tiles import tiled_evaluate
+
+                end_value, end_acts = tiled_evaluate(self, x, settings.tile, settings.tile_overlap)
+            elif evaluate_end or not values:
                 end_value, end_acts = self.evaluate(x)
             else:
                 end_value, end_acts = values[-1], acts

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .engine import DreamSettings, Octave, Size, octave_sizes
@@ -98,6 +98,13 @@ def _nonneg_int(text: str) -> int:
     return v
 
 
+def _nonneg_float(text: str) -> float:
+    v = float(text)
+    if not v >= 0:
+        raise ValueError("must be >= 0")
+    return v
+
+
 def _positive_float(text: str) -> float:
     v = float(text)
     if v <= 0:
@@ -132,6 +139,13 @@ OPTIONS: list[Option] = [
     Option("octave_carry", _choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
+    # --- art features (issue 14): tiles.py, guide.py, masks.py
+    Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
+    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
+    Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True),
+    Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME"),
+    Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK"),
+    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
 
@@ -226,13 +240,35 @@ class DreamPlan:
     seed: int
     device: str
     preset: str | None = None
+    # --- art features (issue 14)
+    tile: int = 0
+    tile_overlap: int | None = None
+    guide: list[str] = field(default_factory=list)
+    guide_layer: str | None = None
+    mask: str | None = None
+    mask_feather: float = 0.0
 
     @property
     def spec(self):
         return get_spec(self.model)
 
     def objective(self) -> Objective:
+        if self.guide:  # art (issue 14): guide terms join the layer/target terms (alone: the guide only)
+            from .guide import build_guided_objective
+
+            return build_guided_objective(self.layer, self.target, self.guide, self.guide_layer, self.spec.default_layer).bind(self.spec)
         return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
+
+    def mask_source(self, output_size: Size | None = None):
+        """The --mask file (checked against ``output_size``), or None."""
+        if not self.mask:
+            return None
+        from .masks import open_mask
+
+        source = open_mask(self.mask, self.mask_feather)
+        if output_size is not None:
+            source.check(output_size)
+        return source
 
     def output_size(self, input_size: Size | None) -> Size:
         """The output's (w, h) for an input of ``input_size`` (None: noise)."""
@@ -270,12 +306,16 @@ class DreamPlan:
                 )
             if max(w, h) > MAX_SIDE:
                 raise DreamError(f"size {w}x{h} is too large (at most {MAX_SIDE} px a side)")
+        masks = self.mask_source(output_size)
         return DreamSettings(
             octaves=tuple(Octave(s, n_, lr, sg) for s, n_, lr, sg in zip(sizes, steps_l, lr_l, sigma_l)),
             smooth_every=self.smooth_every,
             jitter=self.jitter,
             normalize=self.normalize,
             carry=self.octave_carry,
+            tile=self.tile,
+            tile_overlap=self.tile // 8 if self.tile_overlap is None else self.tile_overlap,
+            mask=masks.frame(0) if masks is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -292,6 +332,12 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     plan = DreamPlan(**{o.key: values[o.key] for o in OPTIONS}, preset=preset_name)
     plan.model = spec.name
     plan.objective()  # validates layers, features and classes now
+    if plan.tile:  # art (issue 14)
+        from .tiles import check_tile
+
+        check_tile(plan.tile, plan.tile // 8 if plan.tile_overlap is None else plan.tile_overlap, spec)
+    if plan.mask:
+        plan.mask_source()  # readable now
     if isinstance(plan.octaves, list):
         if plan.octaves != sorted(plan.octaves):
             raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")

@@ -30,7 +30,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y")
-CHOICE_KEYS = ("layer", "target", "steps")
+CHOICE_KEYS = ("layer", "target", "steps", "mask")  # mask: art (issue 14), switches at its key
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class Motion:
     zoom: float = 1.0
     rotate: float = 0.0
     shift: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def from_values(cls, v: Mapping[str, Any]) -> "Motion":
+        return cls(v.get("zoom", 1.0), v.get("rotate", 0.0), (v.get("shift_x", 0.0), v.get("shift_y", 0.0)))
 
     @property
     def identity(self) -> bool:
@@ -113,8 +117,7 @@ class Timeline:
         return out
 
     def motion_at(self, frame: int) -> Motion:
-        v = self.at(frame)
-        return Motion(v.get("zoom", 1.0), v.get("rotate", 0.0), (v.get("shift_x", 0.0), v.get("shift_y", 0.0)))
+        return Motion.from_values(self.at(frame))
 
 
 def load_timeline(path: str | Path) -> Timeline:
@@ -154,8 +157,12 @@ def load_timeline(path: str | Path) -> Timeline:
                 if not isinstance(value, int) or value < 1:
                     raise DreamError(f"{where}: 'steps' must be a whole number >= 1")
                 values[name] = value
+            elif name == "mask":  # art (issue 14): a mask file from this key on, or "none"
+                if not isinstance(value, str):
+                    raise DreamError(f"{where}: 'mask' must be a path or \"none\"")
+                values[name] = value
             else:
-                raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps")
+                raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps, mask")
         out.append(Keyframe(table["frame"], values))
     return Timeline(sorted(out, key=lambda k: k.frame))
 
@@ -246,6 +253,12 @@ class ZoomJob:
     octaves: int | list[int]  # each later frame's octaves
     steps: list[int]  # each later frame's steps (a timeline 'steps' key overrides)
     crf: int = 18
+    # --- art (issue 14): see art.py
+    react: list[dict] | None = None  # per frame: audio features and the parameters they drive (override the timeline)
+    reacts: list = field(default_factory=list)  # the parsed --react items
+    audio: Path | None = None  # a track muxed into the output
+    audio_features: object = None  # audio.AudioFeatures
+    loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
 
 
 def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = False, show_progress: bool = True,
@@ -254,6 +267,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
 
     ``frame_recorders`` (e.g. recorders.FrameOverlay) see every step and each finished frame.
     """
+    from . import art
     from .encode import open_writer
     from .render import Engine, first_frame, load_source, run_dream
     from .sidecar import write_sidecar
@@ -264,9 +278,11 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
     for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each before any compute
         _objective_for(plan, job.timeline.at(key))
+    art.check_zoom(job, plan, size)
     key = fingerprint({"plan": plan.to_json(), "input": source.label, "frames": job.frames,
                        "first": str(first_settings), "each": str(frame_settings),
-                       "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
+                       "timeline": [(k.frame, k.values) for k in job.timeline.keys],
+                       "react": job.react, "loop": job.loop})
     checkpoint = Checkpoint(output)
     start, last, records, finished = checkpoint.begin(resume, output, key)
     if finished is not None:
@@ -278,12 +294,15 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
     last_frame = None
     t_start = time.perf_counter()
     dream_seconds = 0.0
-    writer = open_writer(output, fps=job.fps, crf=job.crf, append=start > 0)
-    bar = tqdm(total=job.frames, initial=start, desc="zoom", unit="frame", dynamic_ncols=True, disable=not show_progress)
+    writer = art.open_frame_writer(open_writer(output, fps=job.fps, crf=job.crf, audio_from=job.audio, append=start > 0), job)
+    n_render = art.rendered_frames(job, writer)
+    bar = tqdm(total=n_render, initial=start, desc="zoom", unit="frame", dynamic_ncols=True, disable=not show_progress)
     try:
         with writer:
-            for k in range(start, job.frames):
-                values = job.timeline.at(k)
+            for k in range(start, n_render):
+                if getattr(writer, "done", False):  # a --loop writer has the frames it needs
+                    break
+                values = art.frame_values(job, k, job.timeline.at(k))
                 engine.dreamer = _dreamer_for(engine, plan, values, dreamers)
                 engine.objective = engine.dreamer.objective
                 if k == 0:
@@ -294,8 +313,9 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                 else:
                     steps = [values["steps"]] if "steps" in values else job.steps
                     settings = frame_settings if steps == job.steps else plan.settings(size, octaves=job.octaves, steps=steps)
-                    motion = job.timeline.motion_at(k)
+                    motion = Motion.from_values(values)
                     x = motion.apply(prev.to(engine.device))
+                settings = art.frame_settings(settings, plan, job, k, values, size)
                 callbacks = [r.on_step for r in frame_recorders]
                 if k == 0 and progress_recorder is not None:
                     progress_recorder.begin(x, settings, engine)
@@ -314,12 +334,17 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
                                 "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
                                 "target": values.get("target", plan.target),
                                 "steps": sum(o.steps for o in settings.octaves), "seconds": round(dt, 4),
-                                "objective_end": result.octaves[-1].objective_end})
+                                "objective_end": result.octaves[-1].objective_end, **art.frame_record(values, settings)})
                 if k == 0 and progress_recorder is not None:
                     progress_recorder.finish(result)
                 bar.update(1)
     except KeyboardInterrupt as exc:
         bar.close()
+        if job.loop:  # a loop's head frames were held in memory: no resume
+            print(f"dreamreel: interrupted: {output} holds {writer.written} frames (not a loop; "
+                  f"a --loop render starts over)", file=sys.stderr)
+            exc.reported = True
+            raise
         if last_frame is not None and appended > start:  # else the old checkpoint still holds
             checkpoint.save(key, appended, last_frame, records)
         print(f"dreamreel: interrupted: {output} holds {appended} of {job.frames} frames; "
@@ -348,6 +373,7 @@ def render_zoom(plan, source, output: Path, job: ZoomJob, *, resume: bool = Fals
         "resumed_at_frame": start if start else None,
         "per_frame": records,
         "fingerprint": key,
+        **art.zoom_sidecar(job, plan, writer),
     }
     write_sidecar(output, data)
     return data

@@ -1,0 +1,136 @@
+"""Per-frame hooks of issue 14's features for frame renders (zoom, and clips where noted).
+
+``render_zoom`` calls, for every frame k: ``frame_values`` (the timeline's values with the audio's
+reaction on top), ``frame_settings`` (the step's lr/sigma from them, and frame k's mask), ``frame_record``
+(what the sidecar's per-frame entry gains), and once ``zoom_sidecar``; ``open_frame_writer`` wraps the
+writer for ``--loop``. Nothing here runs when no art option is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import DreamError
+
+
+def frame_values(job, k: int, values: dict) -> dict:
+    """The timeline's values for frame k, with --react's (frame k of the track; a loop's extra frames wrap)."""
+    react = getattr(job, "react", None)
+    if not react:
+        return values
+    index = loop_position(job, k) if getattr(job, "loop", 0) else k
+
+    return {**values, **react[index]}
+
+
+def loop_position(job, k: int) -> int:
+    """Where rendered frame k of a --loop render lands in the file (for the audio): the tail and head share a slot."""
+    from .loop import loop_order
+
+    order = loop_order(job.frames, job.loop)
+    for i, (tail, head, _) in enumerate(order):
+        if k in (tail, head):
+            return i
+    return k % job.frames
+
+
+def mask_for(job, plan, k: int, values: dict, size):
+    """Frame k's mask: a timeline 'mask' key (a path, or 'none'), else the --mask video's frame k, else None (the plan's still)."""
+    from .masks import open_mask
+
+    if "mask" in values:
+        path = values["mask"]
+        if path in ("", "none"):
+            return False
+        source = open_mask(path, plan.mask_feather)
+        source.check(size)
+        return source.frame(k)
+    masks = plan.mask_source(size) if plan.mask else None
+    if masks is not None and masks.video:
+        return masks.frame(k)
+    return None
+
+
+def frame_settings(settings, plan, job, k: int, values: dict, size):
+    """``settings`` with frame k's lr/sigma (from --react) and mask (timeline key or mask video)."""
+    changes = {}
+    if "lr" in values or "sigma" in values:
+        octs = []
+        for o in settings.octaves:
+            lr = (values["lr"], values["lr"]) if "lr" in values else o.lr
+            sigma = (values["sigma"], values["sigma"]) if "sigma" in values else o.sigma
+            octs.append(replace(o, lr=lr, sigma=sigma))
+        changes["octaves"] = tuple(octs)
+    mask = mask_for(job, plan, k, values, size)
+    if mask is False:
+        changes["mask"] = None
+    elif mask is not None:
+        changes["mask"] = mask
+    return replace(settings, **changes) if changes else settings
+
+
+def frame_record(values: dict, settings) -> dict:
+    out = {}
+    for key in ("loudness", "onset"):
+        if key in values:
+            out[key] = values[key]
+    if "lr" in values:
+        out["lr"] = round(values["lr"], 6)
+    if "sigma" in values:
+        out["sigma"] = round(values["sigma"], 6)
+    if settings.mask is not None:
+        out["mask"] = settings.mask.label
+    return out
+
+
+def check_zoom(job, plan, size) -> None:
+    """Validate the timeline's masks before any compute (each readable, with the output's aspect)."""
+    from .masks import open_mask
+
+    for key in job.timeline.keys:
+        path = key.values.get("mask")
+        if path not in (None, "", "none"):
+            open_mask(path, plan.mask_feather).check(size)
+
+
+def open_frame_writer(writer, job):
+    """--loop: the writer takes job.frames + job.loop rendered frames and writes the loop's job.frames."""
+    if not getattr(job, "loop", 0):
+        return writer
+    from .loop import LoopWriter
+
+    return LoopWriter(writer, job.frames, job.loop)
+
+
+def rendered_frames(job, writer=None) -> int:
+    """Frames to render: the output's, or the most a --loop writer may need (it says when it is done)."""
+    return writer.max_frames if hasattr(writer, "max_frames") else job.frames
+
+
+
+def zoom_sidecar(job, plan, writer=None) -> dict:
+    out = {}
+    if getattr(job, "audio_features", None) is not None:
+        out["audio"] = {**job.audio_features.describe(), "muxed": bool(job.audio),
+                        "react": [{"key": r.key, "low": r.low, "high": r.high, "feature": r.feature} for r in job.reacts]}
+    if hasattr(writer, "describe"):
+        out["loop"] = writer.describe()
+    if plan.mask:
+        out["mask"] = plan.mask_source().describe()
+    if plan.tile:
+        out["tile"] = {"size": plan.tile, "overlap": plan.tile // 8 if plan.tile_overlap is None else plan.tile_overlap}
+    return out
+
+
+def audio_job(track: str, fps: float, react_text: str | None, *, frames_flag: bool, output: Path):
+    """(features, per-frame react rows, reacts, audio_from) for zoom --audio; one-line DreamErrors for bad input."""
+    from .audio import analyse, parse_react, react_values
+
+    if frames_flag:
+        raise DreamError("--frames and --audio both set the length", "drop --frames: with --audio the track's duration at --fps sets it")
+    reacts = parse_react(react_text) if react_text else []
+    features = analyse(track, fps)
+    rows = react_values(features, reacts)
+    audio_from = Path(track) if output.suffix.lower() == ".mp4" else None
+    return features, rows, reacts, audio_from
