@@ -25,7 +25,10 @@ def frame_values(job, k: int, values: dict) -> dict:
 
 
 def loop_position(job, k: int) -> int:
-    """Where rendered frame k of a --loop render lands in the file (for the audio): the tail and head share a slot."""
+    """Where rendered frame k of a --loop render lands on the circle (for the audio): the tail and head share a slot.
+
+    (The file starts at the circle's calmest change, known only at the end; with --audio the track starts at
+    position 0 of the circle, so the loop is in sync with a track that loops with it from the circle's start.)"""
     from .loop import loop_order
 
     order = loop_order(job.frames, job.loop)
@@ -100,7 +103,7 @@ def open_frame_writer(writer, job):
         return writer
     from .loop import LoopWriter
 
-    return LoopWriter(writer, job.frames, job.loop)
+    return LoopWriter(writer, job.frames, job.loop, rotate=not job.react)  # with a track: in sync from position 0
 
 
 def rendered_frames(job, writer=None) -> int:

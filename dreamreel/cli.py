@@ -65,7 +65,7 @@ def cmd_dream(args) -> int:
         tp = data["target_probability"]
         msg += f"; p({tp['class']}) {tp['start']:.3f} -> {tp['end']:.3f}"
     for g in data.get("guide", []):
-        msg += f"; guide match {g['match_start']:.3f} -> {g['match_end']:.3f}"
+        msg += f"; guide match {g['match_start']:.3f} -> {g['match_end']:.3f}, distance {g['distance_start']:.3f} -> {g['distance_end']:.3f}"
     print(msg, file=sys.stderr)
     return 0
 

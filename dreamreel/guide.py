@@ -1,18 +1,23 @@
 """Guided dreams (issue 14): pull the dream's layer activations toward a guide image's.
 
-The classic guided dream: at every position i of the layer, the guide feature vector g_j that matches the
-dream's x_i best (the largest dot product x_i . g_j) is the direction to grow, so the objective is
+The guided dream: at every position i of the layer, the guide's feature vector g_j nearest to the dream's
+x_i is where x_i should go, so the objective (maximised, like every objective) is
 
-    sum_i x_i . g_{j*(i)} / C,    j*(i) = argmax_j x_i . g_j   (the choice is not differentiated)
+    - sum_i |x_i - g_{j*(i)}|^2 / (2 C),    j*(i) = argmin_j |x_i - g_j|   (the choice is not differentiated)
 
-divided by the number of features C like a whole layer. A ``Guide`` is an ``Objective``: it adds and
-scales like the others (``layer("block10") + 0.5 * guide("coffee.png", "block10")``). The guide's
-features are computed once, by the ``Dreamer`` that runs it (``prepare``), from the guide image with its
-longer side at ``GUIDE_SIZE`` (or smaller: never upscaled).
+Its gradient is sum_i (g_{j*} - x_i) / C: each position moves toward its nearest guide feature. The
+classic notebook's dot product x_i . g_{j*} (argmax of the dot product) mostly grows |x_i| instead: on
+chelsea.png guided by coffee.png at the default dream it rose 8% while the cosine match below fell
+0.381 -> 0.346. A ``Guide`` is an ``Objective``: it adds and scales like the others
+(``layer("block10") + 0.5 * guide("coffee.png", "block10")``). The guide's features are computed once,
+by the ``Dreamer`` that runs it (``prepare``), from the guide image with its longer side at
+``GUIDE_SIZE`` (or smaller: never upscaled).
 
-``guide_match(dreamer, image, guides)`` measures how close a dream's activations are to the guide's:
-the mean over positions of the best cosine similarity to any guide feature (1 = every position is some
-guide feature's direction). ``GuideMatch`` records it for the sidecar, at the start and the end.
+``guide_match(dreamer, image)`` measures how close a dream's activations are to the guide's: the mean
+over positions of the best cosine similarity to any guide feature (1 = every position is some guide
+feature's direction), and the mean distance to the nearest guide feature relative to the guide's RMS
+feature norm (0 = every position is a guide feature). ``GuideMatch`` records both for the sidecar, at
+the start (the input at the output size) and at the end.
 """
 
 from __future__ import annotations
@@ -56,9 +61,11 @@ class Guide(Objective):
         h, w = image.shape[-2:]
         f = min(1.0, self.size / max(h, w))
         image = resize(image, (max(1, round(w * f)), max(1, round(h * f))))
-        _, acts = dreamer.evaluate(image)
+        with torch.no_grad(), dreamer._autocast():
+            acts = dreamer.model(dreamer._prepare(image), [self.layer])
         z = acts[self.layer][0].float()
         self.features = z.reshape(z.shape[0], -1).contiguous()
+        self.scale = 1.0 / (2 * z.shape[0])  # per position and feature, like a layer's 1/C
 
     def _check(self):
         if self.features is None:
@@ -67,13 +74,12 @@ class Guide(Objective):
     def __call__(self, acts):
         self._check()
         z = acts[self.layer].float()
-        c = z.shape[1]
-        x = z.reshape(z.shape[0], c, -1)  # (B, C, P)
-        g = self.features.to(x.dtype)
-        with torch.no_grad():
-            best = torch.einsum("bcp,cn->bpn", x, g).argmax(-1)  # (B, P): the best guide feature per position
+        x = z.reshape(z.shape[0], z.shape[1], -1)  # (B, C, P)
+        g = self.features.to(x.dtype)  # (C, N)
+        with torch.no_grad():  # the nearest guide feature per position (|x|^2 is the same for every j)
+            best = ((g * g).sum(0)[None, None] - 2 * torch.einsum("bcp,cn->bpn", x, g)).argmin(-1)  # (B, P)
         matched = g.t()[best].transpose(1, 2)  # (B, C, P)
-        return (x * matched).sum() / (self.channels or c)
+        return -((x - matched) ** 2).sum() * self.scale
 
     def match(self, acts) -> torch.Tensor:
         """Mean over positions of the best cosine similarity to any guide feature (no gradients)."""
@@ -83,6 +89,16 @@ class Guide(Objective):
             x = torch.nn.functional.normalize(z.reshape(z.shape[0], z.shape[1], -1), dim=1)
             g = torch.nn.functional.normalize(self.features, dim=0)
             return torch.einsum("bcp,cn->bpn", x, g).amax(-1).mean()
+
+    def distance(self, acts) -> torch.Tensor:
+        """Mean over positions of the distance to the nearest guide feature, relative to the guide's RMS norm."""
+        self._check()
+        with torch.no_grad():
+            z = acts[self.layer].float()
+            x = z.reshape(z.shape[1], -1)
+            g = self.features
+            d2 = (x * x).sum(0)[:, None] - 2 * x.t() @ g + (g * g).sum(0)[None]
+            return d2.min(1).values.clamp_min(0).sqrt().mean() / (g * g).sum(0).mean().sqrt()
 
     def __repr__(self):
         return f"guide({self.label!r}, {self.layer!r})"
@@ -135,23 +151,25 @@ def guide_terms(objective: Objective) -> list[Guide]:
     return [t for _, t in objective.terms() if isinstance(t, Guide)]
 
 
-def guide_match(dreamer, image: torch.Tensor, tile: int = 0) -> list[float]:
-    """Each guide term's match (see ``Guide.match``) at ``image``; with ``tile``, averaged over whole tiles."""
+def guide_match(dreamer, image: torch.Tensor, tile: int = 0) -> list[tuple[float, float]]:
+    """Each guide term's (match, distance) (see ``Guide.match``, ``Guide.distance``) at ``image``; with
+    ``tile``, averaged over whole tiles."""
     guides = guide_terms(dreamer.objective)
     if not guides:
         return []
     h, w = image.shape[-2:]
     if not tile or (h <= tile and w <= tile):
         _, acts = dreamer.evaluate(image)
-        return [float(g.match(acts)) for g in guides]
-    sums, n = [0.0] * len(guides), 0
+        return [(float(g.match(acts)), float(g.distance(acts))) for g in guides]
+    sums, n = [[0.0, 0.0] for _ in guides], 0
     for y in range(0, max(1, h - tile + 1), tile):
         for x in range(0, max(1, w - tile + 1), tile):
             _, acts = dreamer.evaluate(image[..., y : y + tile, x : x + tile])
             for i, g in enumerate(guides):
-                sums[i] += float(g.match(acts))
+                sums[i][0] += float(g.match(acts))
+                sums[i][1] += float(g.distance(acts))
             n += 1
-    return [s / n for s in sums]
+    return [(a / n, b / n) for a, b in sums]
 
 
 class GuideMatch:
@@ -181,5 +199,6 @@ class GuideMatch:
     def finish(self, result) -> dict:
         end = guide_match(self.engine.dreamer, result.image, self.tile)
         guides = guide_terms(self.engine.dreamer.objective)
-        return {"guide": [{"image": g.label, "layer": g.layer, "match_start": s, "match_end": e}
+        return {"guide": [{"image": g.label, "layer": g.layer, "match_start": s[0], "match_end": e[0],
+                           "distance_start": s[1], "distance_end": e[1]}
                           for g, s, e in zip(guides, self.start, end)]}

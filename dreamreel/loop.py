@@ -4,8 +4,9 @@ A loop of N output frames renders N + L frames f_0 .. f_{N+L-1}: the head B = f_
 frames P = f_L..f_{N-1} and the tail A = f_N..f_{N+L-1} (A continues P as any zoom does). The tail fades
 into the head: m_j = lerp(A_j, B_j, s((j + 0.5) / L)), s = smoothstep. As a circle, B -> P -> A -> (fade) -> B
 has no jump: m_{L-1} is almost B_{L-1}, which P_0 continues; m_0 is almost A_0, which continues P's last.
-Written from the middle of the fade (see ``loop_order``), the file's last-to-first change is a fade step,
-a mix of two ordinary steps, which is no larger than an ordinary one.
+A circle has no seam; the file wraps at its calmest change (measured on the written frames), so a player
+that stalls at the wrap stalls where least happens. The sidecar records that change, the median change,
+and the largest change of the fade against the largest of the plain frames.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ def blend(tail: np.ndarray, head: np.ndarray, t: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def loop_order(frames: int, overlap: int) -> list[tuple[int, int, float]]:
-    """The loop's N written frames as (tail index, head index, weight of the head): plain frames have head -1.
+def loop_order(frames: int, overlap: int, start: int = 0) -> list[tuple[int, int, float]]:
+    """The loop's N frames as (tail index, head index, weight of the head): plain frames have head -1.
 
     Rendered frames f_0 .. f_{N+L-1}: B = f_0..f_{L-1} (the head), P = f_L..f_{N-1} (plain), A = f_N..f_{N+L-1}
-    (the tail, continuing P). The fade frames are m_j = lerp(A_j, B_j, s((j + 0.5) / L)); written in the
-    order m_h..m_{L-1}, P, m_0..m_{h-1} with h = L // 2, so that the file starts and ends in the fade's middle.
+    (the tail, continuing P). The fade frames are m_j = lerp(A_j, B_j, s((j + 0.5) / L)). The circle is
+    m_0..m_{L-1}, P; the file starts at its position ``start``.
     """
     n, L = frames, overlap
     fade = [(n + j, j, smoothstep((j + 0.5) / L)) for j in range(L)]
     plain = [(k, -1, 0.0) for k in range(L, n)]
-    h = L // 2
-    return fade[h:] + plain + fade[:h]
+    circle = fade + plain
+    return circle[start:] + circle[:start]
 
 
 class LoopWriter:
@@ -56,13 +57,16 @@ class LoopWriter:
     (uint8, in memory) until the last one arrives; then the N frames are written.
     """
 
-    def __init__(self, writer, frames: int, overlap: int):
+    def __init__(self, writer, frames: int, overlap: int, rotate: bool = True):
         if not 1 <= overlap <= frames // 2:
             raise ValueError(f"overlap must be 1..frames/2, got {overlap} for {frames} frames")
         self.writer, self.frames, self.overlap = writer, frames, overlap
         self.held: list[np.ndarray] = []
         self.received = 0
         self.written = 0
+        self.steps: list[float] = []
+        self.start = 0
+        self.rotate = rotate  # False: the file starts at the circle's position 0 (a track muxed in sync needs that)
 
     @property
     def max_frames(self) -> int:
@@ -78,11 +82,14 @@ class LoopWriter:
         self.held.append(np.asarray(frame).copy())
         self.received += 1
         if self.done:
-            for tail, head, t in loop_order(self.frames, self.overlap):
-                f = self.held[tail] if head < 0 else blend(self.held[tail], self.held[head], t)
+            circle = [self.held[tail] if head < 0 else blend(self.held[tail], self.held[head], t)
+                      for tail, head, t in loop_order(self.frames, self.overlap)]
+            self.held = []
+            self.steps = [float(np.abs(circle[i].astype(np.float32) - circle[i - 1]).mean()) for i in range(len(circle))]
+            self.start = int(np.argmin(self.steps)) if self.rotate else 0  # the calmest change of the circle is the file's wrap
+            for f in circle[self.start:] + circle[: self.start]:
                 self.writer.append(f)
                 self.written += 1
-            self.held = []
 
     def __getattr__(self, name):  # close, abort, ... go to the wrapped writer
         return getattr(self.writer, name)
@@ -96,10 +103,15 @@ class LoopWriter:
 
     def describe(self) -> dict:
         n, L = self.frames, self.overlap
-        h = L // 2
-        return {"overlap": L, "rendered_frames": n + L,
-                "order": f"fade {h}..{L - 1}, rendered frames {L}..{n - 1}, fade 0..{h - 1}; "
-                         f"fade j = rendered frame {n}+j fading into rendered frame j"}
+        out = {"overlap": L, "rendered_frames": n + L, "start": self.start,
+               "circle": f"fade 0..{L - 1} (fade j: rendered frame {n}+j fading into rendered frame j), then rendered frames "
+                         f"{L}..{n - 1}; the file starts at its position {self.start}"}
+        if self.steps:
+            plain = self.steps[L + 1:]  # changes between two plain frames
+            out.update({"wrap_change": round(self.steps[self.start], 3), "median_change": round(float(np.median(self.steps)), 3),
+                        "max_fade_change": round(max(self.steps[: L + 1]), 3),
+                        "max_plain_change": round(max(plain), 3) if plain else None})
+        return out
 
 
 def loop_seam(frames: list[np.ndarray]) -> dict:
