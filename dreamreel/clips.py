@@ -357,7 +357,10 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 result = run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                    seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
                 detail = dream_detail(to_uint8(result.image), src, settings)
-            result = run_dream(engine, start_image(src, detail, job.blend, mask).to(engine.device), settings,
+            from .art import frame_settings  # art (issue 14): a --mask video masks frame k
+
+            result = run_dream(engine, start_image(src, detail, job.blend, mask).to(engine.device),
+                               frame_settings(settings, plan, None, k, {}, size),
                                seed=plan.seed * 1_000_003 + k, desc=f"frame {k + 1}", show_progress=False,
                                callbacks=[r.on_step for r in frame_recorders])
             frame = to_uint8(result.image)  # the quantised frame is both what is written and what the next continues

@@ -254,3 +254,27 @@ def test_tiled_dream_from_the_cli_and_bad_tiles(tmp_path, data_dir, capsys):
         assert main(["dream", str(data_dir / "coffee.png"), "-o", str(o), *flags, "-q"]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not o.exists()
+
+
+def test_clip_with_a_mask_video_keeps_the_masked_out_half_of_each_frame(tmp_path, data_dir):
+    from dreamreel.encode import open_writer, read_frames
+    from dreamreel.video import iter_frames
+
+    masks = tmp_path / "m.mp4"
+    with open_writer(masks, fps=30, crf=0) as w:
+        for _ in range(4):
+            m = np.zeros((48, 64, 3), np.uint8)
+            m[:, :32] = 255
+            w.append(m)
+    out = tmp_path / "v.mp4"
+    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(tmp_path / "v"), "--size", "64", "--flow", "none",
+                 "--end", "0.1", "--mask", str(masks), "-q"]) == 0
+    import os
+
+    dreamt = [iio.imread(tmp_path / "v" / p) for p in sorted(os.listdir(tmp_path / "v"))]
+    source = list(iter_frames(data_dir / "realshort.mp4", end=0.1, size=(64, 48)))
+    assert len(dreamt) == len(source) >= 3
+    for d, s in zip(dreamt, source):
+        diff = np.abs(d.astype(int) - s)
+        assert diff[:, 34:].max() <= 2 and diff[:, :28].mean() > 2
+    assert not out.exists()
