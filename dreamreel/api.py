@@ -94,6 +94,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     from .plan import resolve_plan
     from .render.runtime import load_source
     from .render.timeline import Timeline, load_timeline
+    from .render import art
     from .render.zoom import ZoomJob
 
     values, pname = resolve_values("zoom", options, preset, where=where)
@@ -103,6 +104,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
                   octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
+    art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)

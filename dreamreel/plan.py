@@ -45,6 +45,12 @@ class DreamPlan:
     color: str
     seed: int
     device: str
+    tile: int  # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
+    tile_overlap: int | None
+    guide: list[str]
+    guide_layer: str | None
+    mask: str | None
+    mask_feather: float
     preset: str | None = None
 
     @property
@@ -52,7 +58,28 @@ class DreamPlan:
         return get_spec(self.model)
 
     def objective(self) -> Objective:
+        if self.guide:  # guide terms join the layer/target terms (alone: the guide only)
+            from .engine.guide import build_guided_objective
+
+            return build_guided_objective(self.layer, self.target, self.guide, self.guide_layer,
+                                          self.spec.default_layer).bind(self.spec)
         return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
+
+    @property
+    def overlap(self) -> int:
+        """The tiles' overlap in pixels (default: an eighth of the tile)."""
+        return self.tile // 8 if self.tile_overlap is None else self.tile_overlap
+
+    def mask_source(self, output_size: Size | None = None):
+        """The --mask file (checked against ``output_size``), or None."""
+        if not self.mask:
+            return None
+        from .render.masks import open_mask
+
+        source = open_mask(self.mask, self.mask_feather)
+        if output_size is not None:
+            source.check(output_size)
+        return source
 
     def output_size(self, input_size: Size | None) -> Size:
         """The output's (w, h) for an input of ``input_size`` (None: noise)."""
@@ -90,6 +117,7 @@ class DreamPlan:
                 )
             if max(w, h) > MAX_SIDE:
                 raise DreamError(f"size {w}x{h} is too large (at most {MAX_SIDE} px a side)")
+        masks = self.mask_source(output_size)
         return DreamSettings(
             octaves=tuple(Octave(s, n_, lr, sg) for s, n_, lr, sg in zip(sizes, steps_l, lr_l, sigma_l)),
             smooth_every=self.smooth_every,
@@ -100,6 +128,9 @@ class DreamPlan:
             rotate=self.view_rotate,
             lapnorm=self.lapnorm,
             color=self.color,
+            tile=self.tile,
+            tile_overlap=self.overlap,
+            mask=masks.frame(0) if masks is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -116,6 +147,12 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
     plan.model = spec.name
     plan.objective()  # validates layers, features and classes now
+    if plan.tile:
+        from .engine.tiles import check_tile
+
+        check_tile(plan.tile, plan.overlap, spec)
+    if plan.mask:
+        plan.mask_source()  # readable now
     if isinstance(plan.octaves, list):
         if plan.octaves != sorted(plan.octaves):
             raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")

@@ -85,7 +85,7 @@ def test_folding_keeps_the_function_and_removes_every_batchnorm():
 
 def test_a_dream_with_an_article_model_never_imports_torchvision():
     code = ("import sys, torch; from dreamreel.models import create_model; "
-            "from dreamreel.objectives import target; "
+            "from dreamreel.engine.objectives import target; "
             "spec, m = create_model('googlenet', 'random'); t = target('bubble').bind(spec); "
             "m(torch.rand(1, 3, 64, 64), ['inception4c']); "
             "assert t.label == 'bubble' and len(spec.categories()) == 1000; "

@@ -56,6 +56,8 @@ def cmd_dream(args) -> int:
     if "target_probability" in data:
         tp = data["target_probability"]
         msg += f"; p({tp['class']}) {tp['start']:.3f} -> {tp['end']:.3f}"
+    for g in data.get("guide", []):
+        msg += f"; guide match {g['match_start']:.3f} -> {g['match_end']:.3f}, distance {g['distance_start']:.3f} -> {g['distance_end']:.3f}"
     print(msg, file=sys.stderr)
     return 0
 
@@ -70,10 +72,16 @@ def cmd_zoom(args) -> int:
     if args.dry_run:
         shift = v["shift"]
         print(f"input      {p.source.label}")
-        print(f"output     {output}  {v['frames']} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
+        print(f"output     {output}  {p.job.frames} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
         print(f"motion     zoom {v['zoom']:g}  rotate {v['rotate']:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
               f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(p.job.timeline.keys)} keys)" if v["timeline"] else ""))
+        job = p.job
+        if job.audio_features is not None:
+            print(f"audio      {v['audio']}  {job.audio_features.duration:.2f} s -> {job.frames} frames; react "
+                  + (", ".join(f"{r.key} {r.low:g}..{r.high:g} by {r.feature}" for r in job.reacts) or "nothing"))
+        if job.loop:
+            print(f"loop       the last {job.loop} rendered frames fade into the first ({job.frames + job.loop} rendered)")
         print("first frame:")
         print_plan(p.plan, p.first_settings)
         print("each later frame:")
@@ -83,7 +91,7 @@ def cmd_zoom(args) -> int:
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
-    print(f"wrote {output}: {v['frames']} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
+    print(f"wrote {output}: {result.frames} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 

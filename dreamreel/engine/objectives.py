@@ -61,7 +61,7 @@ class Objective:
         return [t for _, t in self.terms() if isinstance(t, Target)]
 
 
-def _check_layer(spec, name: str) -> int:
+def check_layer(spec, name: str) -> int:
     channels = spec.layer_channels
     if name not in channels:
         hint = did_you_mean(name, channels) or f"see: dreamreel layers --model {spec.name}"
@@ -80,7 +80,7 @@ class Layer(Objective):
         return frozenset({self.name})
 
     def bind(self, spec):
-        return Layer(self.name, _check_layer(spec, self.name))
+        return Layer(self.name, check_layer(spec, self.name))
 
     def __call__(self, acts):
         z = acts[self.name].float()
@@ -101,7 +101,7 @@ class Features(Objective):
         return frozenset({self.name})
 
     def bind(self, spec):
-        channels = _check_layer(spec, self.name)
+        channels = check_layer(spec, self.name)
         bad = [i for i in self.indices if not 0 <= i < channels]
         if bad:
             raise DreamError(
@@ -209,7 +209,7 @@ def _parse_indices(text: str, spec_text: str) -> list[int]:
     return out
 
 
-def _parse_weight(text: str, spec_text: str) -> float:
+def parse_weight(text: str, spec_text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -224,14 +224,14 @@ def parse_layer_spec(text: str) -> Objective:
     if not name:
         raise DreamError(f"empty layer name in {text!r}", "see: dreamreel layers")
     obj: Objective = Features(name, _parse_indices(idx, text)) if colon else Layer(name)
-    return obj * _parse_weight(weight, text) if weight else obj
+    return obj * parse_weight(weight, text) if weight else obj
 
 
 def parse_target_spec(text: str) -> Objective:
     """``CLASS`` or ``CLASS@WEIGHT``; CLASS is a name (spaces and commas allowed) or an index."""
     cls, at, weight = text.rpartition("@") if "@" in text else (text, "", "")
     obj: Objective = Target(cls.strip())
-    return obj * _parse_weight(weight, text) if at else obj
+    return obj * parse_weight(weight, text) if at else obj
 
 
 def build_objective(layer_specs: Sequence[str], target_specs: Sequence[str], default_layer: str) -> Objective:

@@ -54,6 +54,9 @@ class DreamSettings:
     rotate: float = 0.0  # ... and random rotation in [-d, d] degrees (with scale, jitter becomes a sub-pixel shift)
     lapnorm: int = 0  # Laplacian-pyramid gradient normalisation over this many bands (0/1: off)
     color: str = "rgb"  # the step's colour space: rgb, decorrelated (damps chroma fringes) or luminance (no colour change)
+    tile: int = 0  # >0: the gradient is computed tile by tile (tiles.tiled_gradient), memory bounded by the tile
+    tile_overlap: int = 0
+    mask: object = None  # a render.masks.Mask: dream only where it says (per-step blend; exact outside)
 
     @property
     def robust(self) -> bool:
@@ -181,6 +184,9 @@ class Dreamer:
         if self.path.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._targets = objective.targets()
+        for _, term in objective.terms():  # terms that need the model first (guide.Guide: the guide's features)
+            if hasattr(term, "prepare"):
+                term.prepare(self)
 
     def _autocast(self):
         return self.path.autocast()
@@ -216,7 +222,7 @@ class Dreamer:
         return grad, value.detach().float(), {k: v.detach() for k, v in acts.items()}
 
     def target_probability(self, acts: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        if not self._targets:
+        if not self._targets or "logits" not in acts:  # tiled dreams keep no whole-image logits
             return None
         p = acts["logits"].float().softmax(1)[:, self._targets[0].index]
         return p[0] if p.shape[0] == 1 else p
@@ -261,6 +267,7 @@ class Dreamer:
                     x = resize(x, octave.size)
             base = x
             x = self._prepare(x)
+            mask = settings.mask.at(octave.size, self.device) if settings.mask is not None else None  # (1,1,h,w)
             values = []
             for i in range(octave.steps):
                 shift, warp = (0, 0), None
@@ -269,7 +276,12 @@ class Dreamer:
                 elif settings.jitter > 0:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
-                grad, value, acts = self.gradient(x, shift, warp)
+                if settings.tile:
+                    from .tiles import tiled_gradient
+
+                    grad, value, acts = tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp)
+                else:
+                    grad, value, acts = self.gradient(x, shift, warp)
                 if settings.lapnorm > 1 or settings.color != "rgb":
                     grad = condition_gradient(grad, lapnorm_levels=settings.lapnorm, color=settings.color)
                 before = x
@@ -280,6 +292,8 @@ class Dreamer:
                 if octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0:
                     x = gaussian_blur(x, octave.sigma_at(i))
                 x = x.clamp(0, 1)
+                if mask is not None:  # the update (and blur) only where the mask says, scaled by it
+                    x = torch.lerp(before, x, mask)
                 values.append(value)
                 if prob_start is None and self._targets:
                     prob_start = self.target_probability(acts)
@@ -288,7 +302,13 @@ class Dreamer:
                 done += 1
                 if progress is not None:
                     progress(1)
-            if not values or (evaluate_end and o_index == n_oct - 1):
+            if mask is not None and o_index == n_oct - 1:  # outside the mask: exactly the source (no octave bleed)
+                x = torch.where(mask > 0, x, resize(source, octave.size))
+            if (not values or (evaluate_end and o_index == n_oct - 1)) and settings.tile:
+                from .tiles import tiled_evaluate
+
+                end_value, end_acts = tiled_evaluate(self, x, settings.tile, settings.tile_overlap)
+            elif not values or (evaluate_end and o_index == n_oct - 1):
                 end_value, end_acts = self.evaluate(x)
             else:
                 end_value, end_acts = values[-1], acts

@@ -280,7 +280,10 @@ class ClipStart:
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
             detail = dream_detail(to_uint8(result.image), src, settings)
-        return FrameStart(start_image(src, detail, job.blend, mask), settings, plan.seed * 1_000_003 + k)
+        from .art import frame_settings  # a --mask video masks frame k
+
+        return FrameStart(start_image(src, detail, job.blend, mask), frame_settings(settings, plan, None, k, {}, self.clip.size),
+                          plan.seed * 1_000_003 + k)
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
@@ -294,6 +297,11 @@ class ClipStart:
 
     def checkpoint_image(self) -> np.ndarray:
         return np.concatenate([self.prev_dream, self.prev_src], axis=1)
+
+    resumable = True
+
+    def wrap_writer(self, writer):
+        return writer
 
     def checkpoint_state(self) -> dict:
         return {}

@@ -50,6 +50,9 @@ class FrameStrategy(Protocol):
     def start(self, k: int, engine: Engine) -> FrameStart: ...
     def done(self, k: int, frame: np.ndarray, result: DreamResult, prepare_s: float, dream_s: float) -> dict: ...
     def checkpoint_image(self) -> np.ndarray: ...
+    def wrap_writer(self, writer): ...  # the writer the frames go to (zoom --loop reorders them)
+
+    resumable: bool  # False: an interrupted render keeps nothing and cannot --resume (zoom --loop)
 
 
 @dataclass
@@ -127,7 +130,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
     appended, writer = start, None
     try:
-        writer = open_writer(output, fps=fps, crf=crf, audio_from=audio_from, append=start > 0)
+        writer = strategy.wrap_writer(open_writer(output, fps=fps, crf=crf, audio_from=audio_from, append=start > 0))
         for k, frame, record in dream_frames(strategy, engine, start=start, recorders=recorders,
                                              show_progress=show_progress):
             writer.append(frame)
@@ -136,6 +139,8 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
         writer.close()
     except BaseException as exc:
         new, note = appended - start, None
+        if not strategy.resumable:  # its frames were held back (a --loop is written at its end): nothing to keep
+            new, appended, note = 0, 0, f"a --loop render keeps no partial output: nothing was written to {output}"
         if writer is not None:
             if new > 0:  # keep the finished frames as a playable file
                 try:
@@ -150,7 +155,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
         exc.partial = Partial(output, appended, strategy.total, new, note)
         raise
     checkpoint.remove()
-    state.frames = appended
+    state.frames = appended = getattr(writer, "written", appended)  # a --loop writer wrote fewer than it was given
     state.seconds = time.perf_counter() - state.t_start
     data = sidecar(state)
     write_sidecar(output, data)

@@ -344,6 +344,32 @@ def recorder_outputs(values: dict) -> list[Path]:
     return out
 
 
+class GuideMatch(Recorder):
+    """For the sidecar (--guide): each guide's match at the start image (at the output size) and at the dream."""
+
+    def __init__(self):
+        self.start: list[tuple[float, float]] = []
+        self.engine = None
+        self.tile = 0
+
+    def begin(self, first, settings, engine=None) -> None:
+        from ..engine import resize
+        from ..engine.guide import guide_match
+
+        self.engine, self.tile = engine, settings.tile
+        image = resize(first.to(engine.device), settings.octaves[-1].size)
+        self.start = guide_match(engine.dreamer, image, self.tile)
+
+    def finish(self, result) -> dict:
+        from ..engine.guide import guide_match, guide_terms
+
+        end = guide_match(self.engine.dreamer, result.image, self.tile)
+        guides = guide_terms(self.engine.dreamer.objective)
+        return {"guide": [{"image": g.label, "layer": g.layer, "match_start": s[0], "match_end": e[0],
+                           "distance_start": s[1], "distance_end": e[1]}
+                          for g, s, e in zip(guides, self.start, end)]}
+
+
 def still_recorders(values: dict) -> list[Recorder]:
     """The recorders a still's recording options ask for (progress, activations, overlay)."""
     from ..io.writer import kind_for
@@ -365,6 +391,8 @@ def still_recorders(values: dict) -> list[Recorder]:
             overlay=Path(values["overlay"]) if values.get("overlay") else None,
             overlay_feature=values.get("overlay_feature"), fps=fps, caption=caption,
         ))
+    if values.get("guide"):  # the guide match at the start and the end, for the sidecar
+        recs.append(GuideMatch())
     return recs
 
 

@@ -11,6 +11,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y")
-CHOICE_KEYS = ("layer", "target", "steps")
+CHOICE_KEYS = ("layer", "target", "steps", "mask")  # mask (issue 14) switches at its key
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Motion:
     zoom: float = 1.0
     rotate: float = 0.0
     shift: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def from_values(cls, v: Mapping[str, Any]) -> "Motion":
+        return cls(v.get("zoom", 1.0), v.get("rotate", 0.0), (v.get("shift_x", 0.0), v.get("shift_y", 0.0)))
 
     @property
     def identity(self) -> bool:
@@ -108,8 +113,7 @@ class Timeline:
         return out
 
     def motion_at(self, frame: int) -> Motion:
-        v = self.at(frame)
-        return Motion(v.get("zoom", 1.0), v.get("rotate", 0.0), (v.get("shift_x", 0.0), v.get("shift_y", 0.0)))
+        return Motion.from_values(self.at(frame))
 
 
 def load_timeline(path: str | Path) -> Timeline:
@@ -149,8 +153,12 @@ def load_timeline(path: str | Path) -> Timeline:
                 if not isinstance(value, int) or value < 1:
                     raise DreamError(f"{where}: 'steps' must be a whole number >= 1")
                 values[name] = value
+            elif name == "mask":  # a mask file from this key on, or "none"
+                if not isinstance(value, str):
+                    raise DreamError(f"{where}: 'mask' must be a path or \"none\"")
+                values[name] = value
             else:
-                raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps")
+                raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps, mask")
         out.append(Keyframe(table["frame"], values))
     return Timeline(sorted(out, key=lambda k: k.frame))
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..engine.objectives import build_objective
 from ..errors import DreamError
 from ..io.images import from_uint8, to_uint8
 from ..plan import DreamPlan
+from . import art
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
@@ -35,6 +36,12 @@ class ZoomJob:
     steps: list[int]  # each later frame's steps (a timeline 'steps' key overrides)
     crf: int = 18
     color_match: str = "none"  # match each frame's colour mean/std to the first frame's: none, rgb, decorrelated
+    # art (issue 14): see art.py
+    react: list[dict] | None = None  # per frame: audio features and the parameters they drive (override the timeline)
+    reacts: list = field(default_factory=list)  # the parsed --react items
+    audio: Path | None = None  # a track muxed into the output
+    audio_features: object = None  # audio.AudioFeatures
+    loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
 
 
 class ZoomStart:
@@ -44,11 +51,13 @@ class ZoomStart:
 
     def __init__(self, plan: DreamPlan, image: torch.Tensor | None, size, job: ZoomJob):
         self.plan, self.image, self.size, self.job = plan, image, size, job
-        self.total = job.frames
+        self.total = job.frames + job.loop  # a --loop renders its fade frames on top
         self.first_settings = plan.settings(size, octaves=job.first_octaves)
         self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
         for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each first
             _objective_for(plan, job.timeline.at(key))
+        art.check_zoom(job, plan, size)
+        self.writer = None  # the output's writer (a --loop writer says when it has its frames)
         self.prev: torch.Tensor | None = None
         self.last: np.ndarray | None = None
         self.dreamers: dict = {}
@@ -62,7 +71,7 @@ class ZoomStart:
         job = self.job
         return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
                             "first": str(self.first_settings), "each": str(self.frame_settings),
-                            "color_match": job.color_match,
+                            "color_match": job.color_match, "react": job.react, "loop": job.loop,
                             "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
 
     def restore(self, last: np.ndarray, state: dict) -> None:
@@ -88,12 +97,24 @@ class ZoomStart:
             return image
         return match_color(image, self.reference, self.job.color_match)
 
+    @property
+    def resumable(self) -> bool:
+        return not self.job.loop  # a loop's head frames are held in memory until its end
+
+    def wrap_writer(self, writer):
+        """--loop: the writer takes job.frames + job.loop rendered frames and writes the loop's job.frames."""
+        self.writer = art.open_frame_writer(writer, self.job)
+        return self.writer
+
     def indices(self, start: int) -> Iterator[int]:
-        return iter(range(start, self.job.frames))
+        for k in range(start, art.rendered_frames(self.job, self.writer)):
+            if getattr(self.writer, "done", False):  # a --loop writer has the frames it needs
+                return
+            yield k
 
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
-        values = self._values = job.timeline.at(k)
+        values = self._values = art.frame_values(job, k, job.timeline.at(k))
         engine.dreamer = _dreamer_for(engine, plan, values, self.dreamers)
         engine.objective = engine.dreamer.objective
         if k == 0:
@@ -103,8 +124,9 @@ class ZoomStart:
         else:
             steps = [values["steps"]] if "steps" in values else job.steps
             settings = self.frame_settings if steps == job.steps else plan.settings(self.size, octaves=job.octaves, steps=steps)
-            motion = job.timeline.motion_at(k)
+            motion = Motion.from_values(values)
             x = motion.apply(self.prev.to(engine.device))
+        settings = art.frame_settings(settings, plan, job, k, values, self.size)
         self._motion, self._settings = motion, settings
         return FrameStart(x, settings, plan.seed * 1_000_003 + k, evaluate_end=k == 0)
 
@@ -116,7 +138,7 @@ class ZoomStart:
                 "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
                 "target": values.get("target", plan.target),
                 "steps": sum(o.steps for o in self._settings.octaves), "seconds": round(dream_s, 4),
-                "objective_end": result.octaves[-1].objective_end}
+                "objective_end": result.octaves[-1].objective_end, **art.frame_record(values, self._settings)}
 
     def checkpoint_image(self) -> np.ndarray:
         return self.last
@@ -129,6 +151,8 @@ def zoom_frames(plan: DreamPlan, source: Source, job: ZoomJob, *, engine: Engine
         image, size = load_source(source, plan)
     else:
         size = plan.output_size((image.shape[-1], image.shape[-2]))
+    if job.loop:
+        raise DreamError("--loop needs an output file (write_zoom): its frames are reordered at the end")
     strategy = ZoomStart(plan, image, size, job)
     engine = engine or Engine.load(plan)
     for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
@@ -139,6 +163,8 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
                 show_progress: bool = True, recorders: Sequence = (), engine: Engine | None = None) -> FramesResult:
     """Frame k+1 = dream(warp(frame k)). Frames stream to ``output``; Ctrl-C keeps the finished ones."""
     image, size = load_source(source, plan)
+    if job.loop and resume:
+        raise DreamError("--loop renders cannot --resume", "render the loop again without --resume")
     strategy = ZoomStart(plan, image, size, job)
     key = strategy.fingerprint(source)
 
@@ -163,10 +189,12 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
             "resumed_at_frame": state.start if state.start else None,
             "per_frame": state.records,
             "fingerprint": key,
+            **art.zoom_sidecar(job, plan, strategy.writer),
         }
 
     return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
-                         resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar)
+                         resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar,
+                         audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None)
 
 
 def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):

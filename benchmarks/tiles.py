@@ -1,0 +1,138 @@
+"""Tiles (issue 14): peak memory at 2K, 4K and 8K with one tile size, tiled vs untiled agreement, seams.
+
+1. Peak memory: each size dreams in its own fresh process (1 octave, 1 step, --tile 512, a noise-free
+   photo upscaled to the size) and reports its peak RSS (ru_maxrss) and the RSS after loading the model;
+   the ratios to 2K are printed. Run alone: a busy machine does not change RSS, but swap would.
+2. Agreement at a size where both fit: the cosine between the tiled and the untiled gradient at the same
+   image, and after a 6-step dream without jitter, the mean |tiled - untiled| against the dream's own
+   strength (mean |dream - source|).
+3. Seams: mean |horizontal difference| of the dreamt detail on the columns where a fixed tile grid puts its
+   borders, divided by that on all other columns; for the random grid offset of every step (the default)
+   and for a fixed grid (the same grid every step), which shows what the offset prevents.
+
+    python benchmarks/tiles.py [--sizes 2k,4k,8k] [--tile 512] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SIZES = {"2k": (2048, 1152), "4k": (3840, 2160), "8k": (7680, 4320)}
+
+CHILD = r"""
+import json, resource, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[4]))
+from dreamreel.engine import Dreamer, DreamSettings, Octave, resize
+from dreamreel.io.images import load_image
+from dreamreel.models import create_model
+from dreamreel.engine.objectives import layer
+w, h, tile = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+spec, model = create_model("efficientnet_lite0")
+dreamer = Dreamer(model, layer("block10").bind(spec))
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+loaded = rss()
+image = resize(load_image(sys.argv[5]), (w, h))
+settings = DreamSettings((Octave((w, h), 1, (0.015, 0.015), (0.5, 0.5)),), jitter=16, tile=tile, tile_overlap=tile // 8)
+t0 = time.perf_counter()
+result = dreamer.dream(image, settings, evaluate_end=False)
+print(json.dumps({"size": [w, h], "loaded_mb": loaded, "peak_mb": rss(), "seconds": time.perf_counter() - t0,
+                  "image_mb": image.numel() * 4 / 2**20}))
+"""
+
+
+def memory(sizes, tile, threads, photo):
+    rows = []
+    for name in sizes:
+        w, h = SIZES[name]
+        out = subprocess.run([sys.executable, "-c", CHILD, str(w), str(h), str(tile), str(threads), str(photo)],
+                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if out.returncode != 0:
+            print(f"{name}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r["name"] = name
+        rows.append(r)
+        print(f"{name:3s} {w}x{h}: peak RSS {r['peak_mb']:7.0f} MB (after model load {r['loaded_mb']:.0f} MB; "
+              f"one float32 image {r['image_mb']:.0f} MB), 1 step {r['seconds']:.1f} s", flush=True)
+    if rows and rows[0]["name"] == "2k":
+        base = rows[0]
+        for r in rows[1:]:
+            print(f"peak {r['name']} / peak 2k = {r['peak_mb'] / base['peak_mb']:.2f}   "
+                  f"(above the model-load baseline: {(r['peak_mb'] - r['loaded_mb']) / (base['peak_mb'] - base['loaded_mb']):.2f})")
+
+
+def agreement_and_seams(photo, threads):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    from dreamreel.engine import tiles
+    from dreamreel.engine import Dreamer, DreamSettings, Octave, resize
+    from dreamreel.io.images import load_image
+    from dreamreel.models import create_model
+    from dreamreel.engine.objectives import layer
+
+    spec, model = create_model("efficientnet_lite0")
+    dreamer = Dreamer(model, layer("block10").bind(spec))
+    size, tile, overlap = (448, 448), 192, 32
+    image = resize(load_image(photo), size)
+    g_full, _, _ = dreamer.gradient(image)
+    g_tiled, _, _ = tiles.tiled_gradient(dreamer, image, (0, 0), tile, overlap, torch.Generator().manual_seed(0))
+    cos = float(torch.nn.functional.cosine_similarity(g_full.flatten(), g_tiled.flatten(), dim=0))
+    print(f"agreement at {size[0]}x{size[1]}, tile {tile}, overlap {overlap}: gradient cosine tiled vs untiled {cos:.3f}")
+
+    def dream(tile_px, random_offset=True, seed=0):
+        tiles.RANDOM_OFFSET = random_offset
+        try:
+            s = DreamSettings((Octave(size, 6, (0.015, 0.01), (0.5, 0.25)),), jitter=0, tile=tile_px, tile_overlap=overlap)
+            return dreamer.dream(image, s, generator=torch.Generator().manual_seed(seed), evaluate_end=False).image
+        finally:
+            tiles.RANDOM_OFFSET = True
+
+    untiled, tiled = dream(0), dream(tile)
+    strength = float((untiled - image).abs().mean()) * 255
+    diff = float((tiled - untiled).abs().mean()) * 255
+    print(f"6 steps, no jitter: mean |tiled - untiled| {diff:.2f} grey levels; dream strength (mean |dream - source|) "
+          f"untiled {strength:.2f}, tiled {float((tiled - image).abs().mean()) * 255:.2f}; ratio {diff / strength:.2f}")
+
+    step = tile - overlap
+    border_cols = [c for c in range(step, size[0] - 1, step)] + [c + overlap for c in range(step, size[0] - 1, step)]
+
+    def seam_ratio(result):
+        detail = (result - image)[0].mean(0).numpy()
+        dx = np.abs(np.diff(detail, axis=1)).mean(0)  # per column boundary c|c+1
+        at = [int(c) for c in border_cols if c < dx.size]
+        others = np.setdiff1d(np.arange(dx.size), at)
+        return float(dx[at].mean() / dx[others].mean())
+
+    fixed = dream(tile, random_offset=False)
+    print(f"seams: |d/dx detail| on fixed-grid tile-border columns / elsewhere: random offset (default) "
+          f"{seam_ratio(tiled):.3f}, fixed grid {seam_ratio(fixed):.3f}, untiled {seam_ratio(untiled):.3f}")
+
+
+def main():
+    from _common import DATA, machine
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", default="2k,4k,8k")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip-memory", action="store_true")
+    args = p.parse_args()
+    photo = DATA / "chelsea.png"
+    print(machine())
+    agreement_and_seams(photo, args.threads)
+    if not args.skip_memory:
+        memory([s for s in args.sizes.split(",") if s], args.tile, args.threads, photo)
+
+
+if __name__ == "__main__":
+    main()
