@@ -107,10 +107,7 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     check_weights_arg(values["weights"])
     plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
     plan.model = spec.name
-    plan.objective()  # validates layers, features and classes now
-    if isinstance(plan.octaves, list):
-        if plan.octaves != sorted(plan.octaves):
-            raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")
+    plan.objective()  # validates layers, features and classes now (sizes, growth and ranges: options.parse_value)
     return plan
 
 

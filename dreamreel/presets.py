@@ -36,7 +36,12 @@ class Preset:
 
 
 def preset_dir() -> Path:
-    """The installed presets (package ``dreamreel.preset_files``), or the checkout's ``presets/`` when run from source."""
+    """The checkout's ``presets/`` when run from a source checkout (the one beside this package, even where an
+    editable install of another checkout maps ``dreamreel.preset_files`` elsewhere), else the installed presets
+    (package ``dreamreel.preset_files``)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "presets").is_dir():
+        return root / "presets"
     try:
         return Path(str(resources.files("dreamreel.preset_files")))
     except ModuleNotFoundError:
@@ -63,9 +68,13 @@ def load_preset(name_or_path: str) -> Preset:
     elif not (path.suffix == ".toml" and path.is_file()):
         hint = did_you_mean(name_or_path, known) or "see: dreamreel presets"
         raise DreamError(f"unknown preset {name_or_path!r}", hint)
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DreamError(f"preset {str(path)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise DreamError(f"cannot read preset {str(path)!r}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DreamError(f"{path}: {exc}") from None
     values, extra = {}, {}
