@@ -103,6 +103,10 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
                   octaves=plan.octaves, steps=plan.steps, crf=values["crf"])
+    from .render.zoom import objective_for
+
+    for key in [0] + [k.frame for k in timeline.keys]:  # a timeline's layers and targets, checked before any work
+        objective_for(plan, timeline.at(key))
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)

@@ -22,10 +22,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def print_plan(plan, settings, extra_lines=()):
+def print_plan(plan, settings, extra_lines=(), objective=None):
     from ..plan import plan_lines
 
-    for line in plan_lines(plan, settings, plan.objective()):
+    for line in plan_lines(plan, settings, objective or plan.objective()):
         print(line)
     for line in extra_lines:
         print(line)
@@ -67,16 +67,22 @@ def cmd_zoom(args) -> int:
     output = check_video_output(Path(args.output))
     p = api.prepare_zoom(args.input, preset=args.preset, **given(args))
     v = p.values
-    if args.dry_run:
-        shift = v["shift"]
+    if args.dry_run:  # what the render uses: the timeline's values at frame 0 (motion: from frame 0 to 1)
+        from ..render.zoom import objective_for
+
+        timeline = p.job.timeline
+        at0, at1 = timeline.at(0), timeline.at(1)
+        m = timeline.motion_at(1)
         print(f"input      {p.source.label}")
         print(f"output     {output}  {v['frames']} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
-        print(f"motion     zoom {v['zoom']:g}  rotate {v['rotate']:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
-              + (f"  (timeline {v['timeline']}: {len(p.job.timeline.keys)} keys)" if v["timeline"] else ""))
+        print(f"motion     zoom {m.zoom:g}  rotate {m.rotate:g} deg  shift {m.shift[0]:g},{m.shift[1]:g} px per frame"
+              + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
         print("first frame:")
-        print_plan(p.plan, p.first_settings)
-        print("each later frame:")
-        print_plan(p.plan, p.settings)
+        print_plan(p.plan, p.first_settings, objective=objective_for(p.plan, at0))
+        print("each later frame:" + (" (from frame 1; the timeline switches at its keys)" if v["timeline"] else ""))
+        steps = [at1["steps"]] if "steps" in at1 else None
+        settings = p.settings if steps is None else p.plan.settings(p.size, octaves=p.job.octaves, steps=steps)
+        print_plan(p.plan, settings, objective=objective_for(p.plan, at1))
         return 0
     result = api.write_zoom(args.input, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
     if result.already_complete:

@@ -45,7 +45,7 @@ class ZoomStart:
         self.first_settings = plan.settings(size, octaves=job.first_octaves)
         self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
         for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each first
-            _objective_for(plan, job.timeline.at(key))
+            objective_for(plan, job.timeline.at(key))
         self.prev: torch.Tensor | None = None
         self.last: np.ndarray | None = None
         self.dreamers: dict = {}
@@ -144,7 +144,7 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
                          resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar)
 
 
-def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):
+def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
     return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
@@ -153,5 +153,5 @@ def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):
 def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
-        cache[key] = Dreamer(engine.dreamer.model, _objective_for(plan, values), engine.device)
+        cache[key] = Dreamer(engine.dreamer.model, objective_for(plan, values), engine.device)
     return cache[key]
