@@ -107,6 +107,10 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     check_weights_arg(values["weights"])
     plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
     plan.model = spec.name
+    from .engine import device_problem
+
+    if problem := device_problem(plan.device):
+        raise DreamError(f"device {plan.device!r} is not usable here ({problem})", "use --device cpu")
     plan.objective()  # validates layers, features and classes now (sizes, growth and ranges: options.parse_value)
     return plan
 

@@ -159,6 +159,8 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="dreamreel", description="Deep-dream stills, zoom videos, progress and activation animations.")
     parser.add_argument("--version", action="version", version=f"dreamreel {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show warnings as they come and the traceback of an unexpected error (or DREAMREEL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -224,15 +226,57 @@ def _partial_line(exc) -> str | None:
     return None
 
 
+MAX_LINE = 200
+
+
+def _one_line(text: str) -> str:
+    """Collapse ``text`` to one line of at most MAX_LINE characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; every outcome is an exit code and short lines on stderr, never a traceback.
+
+    Warnings (torch's, ...) are held back: an error prints only its one line, a success prints each warning
+    on one line. An unexpected exception becomes one line (exit 2) naming its type; ``--debug`` or
+    ``DREAMREEL_DEBUG=1`` shows the warnings as they come and the traceback instead.
+    """
+    import os
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("DREAMREEL_DEBUG", "") not in ("", "0")
+    if debug:
+        return _dispatch(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            code = _dispatch(args)
+        except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: one line, not a traceback
+            first = (str(exc).strip().splitlines() or [""])[0]
+            print(_one_line(f"dreamreel: error: {type(exc).__name__}: {first} (DREAMREEL_DEBUG=1 shows the "
+                            "traceback)"), file=sys.stderr)
+            return 2
+    if code == 0:
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            print(_one_line(f"dreamreel: warning: {message}"), file=sys.stderr)
+    return code
+
+
+def _dispatch(args) -> int:
     try:
         return args.func(args)
+    except BrokenPipeError:  # `dreamreel layers | head`: the reader left; nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DreamError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)
-        print(f"dreamreel: error: {exc}", file=sys.stderr)
+        print(_one_line(f"dreamreel: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         for note in getattr(exc, "recorder_notes", ()):
@@ -246,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)
-        print(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}", file=sys.stderr)
+        print(_one_line(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"),
+              file=sys.stderr)
         return 2
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, noise_image, pick_device
+from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, device_problem, noise_image, pick_device
 from ..errors import DreamError
 from ..io.images import STILL_SUFFIXES, load_image
 from ..models import create_model
@@ -89,11 +89,14 @@ def check_still_output(path: Path) -> None:
 
 def open_device(name: str) -> torch.device:
     """``--device`` resolved and checked usable here, else a one-line DreamError."""
+    if problem := device_problem(name):
+        raise DreamError(f"device {name!r} is not usable here ({problem})", "use --device cpu")
     device = pick_device(name)
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as exc:
-        raise DreamError(f"device {name!r} is not usable here ({str(exc).splitlines()[0]})", "use --device cpu") from None
+        first = str(exc).splitlines()[0][:80]
+        raise DreamError(f"device {name!r} is not usable here ({first})", "use --device cpu") from None
     return device
 
 
