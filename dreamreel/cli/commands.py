@@ -31,6 +31,14 @@ def print_plan(plan, settings, extra_lines=(), objective=None):
         print(line)
 
 
+def _check_outputs(p, output: Path) -> None:
+    """--dry-run refuses what the render would: an output or sidecar on an input, two outputs on one path."""
+    from ..render.recorders import recorder_outputs
+    from ..render.runtime import check_outputs
+
+    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
+
+
 def _notes(recorders) -> None:
     for r in recorders:
         if getattr(r, "note", None):
@@ -46,6 +54,7 @@ def cmd_dream(args) -> int:
 
         check_still_output(output)
         p = api.prepare_still(args.input, preset=args.preset, **given(args))
+        _check_outputs(p, output)
         print(f"input      {p.source.label}")
         print(f"output     {output}  {p.size[0]}x{p.size[1]}")
         print_plan(p.plan, p.settings)
@@ -64,12 +73,13 @@ def cmd_zoom(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
 
-    output = check_video_output(Path(args.output))
+    output = check_video_output(args.output)
     p = api.prepare_zoom(args.input, preset=args.preset, **given(args))
     v = p.values
     if args.dry_run:  # what the render uses: the timeline's values at frame 0 (motion: from frame 0 to 1)
         from ..render.zoom import objective_for
 
+        _check_outputs(p, output)
         timeline = p.job.timeline
         at0, at1 = timeline.at(0), timeline.at(1)
         m = timeline.motion_at(1)
@@ -84,7 +94,7 @@ def cmd_zoom(args) -> int:
         settings = p.settings if steps is None else p.plan.settings(p.size, octaves=p.job.octaves, steps=steps)
         print_plan(p.plan, settings, objective=objective_for(p.plan, at1))
         return 0
-    result = api.write_zoom(args.input, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    result = api.write_zoom(args.input, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p)
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
@@ -96,10 +106,11 @@ def cmd_video(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
 
-    output = check_video_output(Path(args.output))
+    output = check_video_output(args.output)
     source = Path(args.input)
     p = api.prepare_clip(source, preset=args.preset, **given(args))
     if args.dry_run:
+        _check_outputs(p, output)
         info, clip, job = p.clip.info, p.clip, p.job
         audio = "audio" if info.has_audio else "no audio"
         vfr = ", variable frame rate" if info.variable_frame_rate else ""
@@ -111,7 +122,7 @@ def cmd_video(args) -> int:
         print("each frame:")
         print_plan(p.plan, p.settings)
         return 0
-    result = api.write_clip(source, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    result = api.write_clip(source, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p)
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
