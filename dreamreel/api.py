@@ -54,7 +54,29 @@ def resolve_values(command: str, given: dict[str, Any], preset: str | None = Non
         flow = parse_value("flow", given["flow"], where("flow") if where else "--flow") if given.get("flow") is not None \
             else pvalues.get("flow", OPTION_KEYS["flow"].default)
     values = merge_values(given, pvalues, command_defaults(command, flow), where=where)
+    _size_and_octaves(values, given, where)
     return values, (p.name if p else None)
+
+
+def _size_and_octaves(values: dict[str, Any], given: dict[str, Any], where=None) -> None:
+    """Octave sizes (``octaves = "224,285,345"``) end at the output's longer side, so they and ``size`` can
+    disagree. The one the user gave wins: a given size rescales a preset's octave sizes (ratios kept), given
+    octave sizes drop a preset's size; both given and disagreeing is refused."""
+    octs, size = values["octaves"], values["size"]
+    if not isinstance(octs, list) or size is None:
+        return
+    long = max(size) if isinstance(size, tuple) else size
+    if long == octs[-1]:
+        return
+    size_given, octs_given = given.get("size") is not None, given.get("octaves") is not None
+    if size_given and octs_given:
+        flag = (lambda k: where(k)) if where else (lambda k: "--" + k)
+        raise DreamError(f"{flag('size')} {long} and {flag('octaves')} {','.join(map(str, octs))} disagree: the "
+                         f"last octave is the output's longer side", f"drop one, or end the octaves at {long}")
+    if octs_given:
+        values["size"] = None
+    else:
+        values["octaves"] = [max(1, round(o * long / octs[-1])) for o in octs]
 
 
 def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Path]:

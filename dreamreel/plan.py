@@ -67,6 +67,12 @@ class DreamPlan:
         if isinstance(self.octaves, list) and max(out) != self.octaves[-1]:
             f = self.octaves[-1] / max(out)
             out = (max(1, round(out[0] * f)), max(1, round(out[1] * f)))
+        if max(out) > MAX_SIDE:
+            if input_size and tuple(out) == tuple(input_size):
+                raise DreamError(f"the input is {out[0]}x{out[1]}, larger than {MAX_SIDE} px a side",
+                                 f"scale the output down with --size, e.g. --size {min(2048, MAX_SIDE)}")
+            raise DreamError(f"output size {out[0]}x{out[1]} is too large (at most {MAX_SIDE} px a side)",
+                             "use a smaller --size")
         return out
 
     def settings(self, output_size: Size, octaves: int | list[int] | None = None, steps: list[int] | None = None) -> DreamSettings:

@@ -246,6 +246,20 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "..."
 
 
+def _error_line(exc: DreamError) -> str:
+    """``dreamreel: error: MESSAGE (HINT)`` in one line of at most MAX_LINE characters: a long message (a long
+    path) is shortened in the middle before the hint is."""
+    message, hint = " ".join(exc.message.split()), " ".join((exc.hint or "").split())
+    head, tail = "dreamreel: error: ", f" ({hint})" if hint else ""
+    if len(tail) > MAX_LINE // 2:
+        tail = tail[:MAX_LINE // 2 - 4] + "...)"
+    room = MAX_LINE - len(head) - len(tail)
+    if len(message) > room:
+        half = (room - 3) // 2
+        message = message[:half] + "..." + message[len(message) - (room - 3 - half):]
+    return head + message + tail
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; every outcome is an exit code and short lines on stderr, never a traceback.
 
@@ -287,7 +301,7 @@ def _dispatch(args) -> int:
     except DreamError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)
-        print(_one_line(f"dreamreel: error: {exc}"), file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         for note in getattr(exc, "recorder_notes", ()):

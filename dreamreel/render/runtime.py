@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, device_problem, noise_image, pick_device
 from ..errors import DreamError
-from ..io.images import STILL_SUFFIXES, load_image
+from ..io.images import STILL_SUFFIXES, image_size, load_image
 from ..models import create_model
 from ..plan import DreamPlan
 
@@ -49,6 +49,8 @@ def load_source(source: Source, plan: DreamPlan) -> tuple[torch.Tensor | None, S
     """The input tensor (None for noise: made once the output size is known) and the output size."""
     if source.path is None:
         return None, plan.output_size(source.noise_size)
+    if source.path.is_file() and (header := image_size(source.path)):
+        plan.output_size(header)  # a too-large output is refused before a huge input is decoded
     image = load_image(source.path)
     return image, plan.output_size((image.shape[-1], image.shape[-2]))
 
