@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DreamError
+from .errors import DreamError, short_path
 
 MANIFEST = "manifest.json"
 GLOB_CHARS = set("*?[")
@@ -206,11 +206,11 @@ class Manifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise DreamError(f"cannot --resume: {str(path)!r} is not a readable batch manifest ({type(exc).__name__})",
+            raise DreamError(f"cannot --resume: {short_path(path)} is not a readable batch manifest ({type(exc).__name__})",
                              "remove it to start the batch over") from None
         problem = _manifest_problem(data)
         if problem:
-            raise DreamError(f"cannot --resume: {str(path)!r} is not a batch manifest ({problem})",
+            raise DreamError(f"cannot --resume: {short_path(path)} is not a batch manifest ({problem})",
                              "remove it to start the batch over")
         return {input_key(i["input"]): i for i in data["items"]}
 

@@ -397,6 +397,8 @@ def parse_value(key: str, value: Any, where: str) -> Any:
         check_range(key, parsed)
     except (ValueError, OverflowError) as exc:
         hint = str(exc) or None
+        if not hint and re.search(r"nan|inf", text, re.I):  # a parser that compares refuses NaN without words
+            hint = "not a finite number" + (f"; {LIMITS[key].hint()}" if key in LIMITS else "")
         if where == o.flag and o.group != "dream":  # the command flags' wording: "bad value '2' for --blend"
             raise DreamError(f"bad value {text!r} for {where}", hint) from None
         raise DreamError(f"{where}: bad value {text!r} for {key}", hint) from None

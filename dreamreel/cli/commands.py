@@ -237,7 +237,7 @@ def _partial_line(exc) -> str | None:
     return None
 
 
-MAX_LINE = 200
+MAX_LINE = 199  # every message line stays under 200 characters
 
 
 def _one_line(text: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..engine import DreamResult, DreamSettings
-from ..errors import DreamError
+from ..errors import DreamError, short_path
 from ..io.images import atomic_path, to_uint8
 from . import runtime
 from .runtime import Engine
@@ -205,24 +205,24 @@ class Checkpoint:
         except Exception:  # noqa: BLE001 - any reader error: the checkpoint's image is not usable
             last = None
         if not (isinstance(last, np.ndarray) and last.ndim == 3 and last.shape[-1] == 3 and last.dtype == np.uint8):
-            raise DreamError(f"cannot --resume: the checkpoint image in {str(self.dir)!r} is not readable",
-                             f"remove {str(self.dir)!r} and drop --resume to start over")
+            raise DreamError(f"cannot --resume: the checkpoint image in {short_path(self.dir)} is not readable",
+                             f"remove {short_path(self.dir)} and drop --resume to start over")
         return state["frames_done"], last, state["records"], state
 
     def _read_state(self) -> dict:
         """state.json, checked for the shape ``save`` writes; garbage or another shape is a one-line DreamError."""
-        hint = f"remove {str(self.dir)!r} and drop --resume to start over"
+        hint = f"remove {short_path(self.dir)} and drop --resume to start over"
         try:
             state = json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise DreamError(f"cannot --resume: the checkpoint in {str(self.dir)!r} is unreadable "
+            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is unreadable "
                              f"({type(exc).__name__})", hint) from None
         ok = (isinstance(state, dict) and isinstance(state.get("fingerprint"), str)
               and isinstance(state.get("frames_done"), int) and not isinstance(state["frames_done"], bool)
               and state["frames_done"] >= 0 and isinstance(state.get("records"), list)
               and all(isinstance(r, dict) for r in state["records"]))
         if not ok:
-            raise DreamError(f"cannot --resume: the checkpoint in {str(self.dir)!r} is not one dreamreel wrote", hint)
+            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is not one dreamreel wrote", hint)
         return state
 
     def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:

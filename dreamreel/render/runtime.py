@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, device_problem, noise_image, pick_device
-from ..errors import DreamError
+from ..errors import DreamError, short_path
 from ..io.images import STILL_SUFFIXES, image_size, load_image
 from ..models import create_model
 from ..plan import DreamPlan
@@ -63,14 +63,14 @@ def check_path_text(text: str | os.PathLike, what: str) -> None:
     a newline would break every list a path is written into."""
     t = os.fspath(text)
     if any(ord(c) < 32 or ord(c) == 127 for c in t):
-        raise DreamError(f"{what} {t!r} holds a control character (a newline?)", "rename it")
+        raise DreamError(f"{what} {short_path(t)} holds a control character (a newline?)", "rename it")
 
 
 def _resolved(path: Path, what: str) -> Path:
     try:
         return path.resolve()
     except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
-        raise DreamError(f"{what} {str(path)!r} cannot be resolved ({exc.__class__.__name__}: a symlink loop?)") from None
+        raise DreamError(f"{what} {short_path(path)} cannot be resolved ({exc.__class__.__name__}: a symlink loop?)") from None
 
 
 def check_output_path(path: Path, *, folder: bool, what: str = "output") -> None:
@@ -78,22 +78,22 @@ def check_output_path(path: Path, *, folder: bool, what: str = "output") -> None
     folder where a folder is asked (a file where a file is), and a parent that is (or can become) a folder."""
     check_path_text(path, what)
     if path.is_symlink() and not path.exists():
-        raise DreamError(f"{what} {str(path)!r} is a broken symlink (or a symlink loop)", "remove it or choose another path")
+        raise DreamError(f"{what} {short_path(path)} is a broken symlink (or a symlink loop)", "remove it or choose another path")
     _resolved(path, what)
     if folder and path.exists() and not path.is_dir():
-        raise DreamError(f"{what} {str(path)!r} is a file, but a folder of PNG frames is asked",
+        raise DreamError(f"{what} {short_path(path)} is a file, but a folder of PNG frames is asked",
                          "choose a folder name, or drop the trailing '/'")
     if not folder and path.is_dir():
-        raise DreamError(f"{what} {str(path)!r} is a folder", "choose a file name")
+        raise DreamError(f"{what} {short_path(path)} is a folder", "choose a file name")
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
         if parent.is_symlink():
-            raise DreamError(f"{what} {str(path)!r}: {str(parent)!r} is a broken symlink")
+            raise DreamError(f"{what} {short_path(path)}: {short_path(parent)} is a broken symlink")
         parent = parent.parent
     if not parent.is_dir():
-        raise DreamError(f"cannot write {what} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+        raise DreamError(f"cannot write {what} {short_path(path)}: {short_path(parent)} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise DreamError(f"cannot write {what} {str(path)!r}: no permission to write in {str(parent)!r}")
+        raise DreamError(f"cannot write {what} {short_path(path)}: no permission to write in {short_path(parent)}")
 
 
 def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | None],
@@ -102,7 +102,7 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
     holding an input, or on another output. Paths are compared resolved, and as files (hard links)."""
     from ..io.sidecar import sidecar_path
 
-    labels = {sidecar_path(o): f"the sidecar of {str(o)!r}," for o in sidecars}
+    labels = {sidecar_path(o): f"the sidecar of {short_path(o)}," for o in sidecars}
     outputs = [*outputs, *labels]
     seen: dict[Path, Path] = {}
     ins = [Path(p) for p in inputs if p is not None and str(p) != ""]
@@ -121,13 +121,13 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
         folder_hit = None if hit is not None else next(  # a frame file of a folder output is an input
             (p for real, p in in_real.items() if real.parent == r and FRAME_NAME.fullmatch(real.name)), None)
         if folder_hit is not None:
-            raise DreamError(f"output folder {str(out)!r} holds the input {str(folder_hit)!r} among its frame files",
+            raise DreamError(f"output folder {short_path(out)} holds the input {short_path(folder_hit)} among its frame files",
                              "choose another output folder")
         if hit is not None:
-            what = f"{labels[out]} {str(out)!r}," if out in labels else f"output {str(out)!r}"
-            raise DreamError(f"{what} would overwrite the input {str(hit)!r}", "choose another output path")
+            what = f"{labels[out]} {short_path(out)}," if out in labels else f"output {short_path(out)}"
+            raise DreamError(f"{what} would overwrite the input {short_path(hit)}", "choose another output path")
         if r in seen:
-            raise DreamError(f"two outputs share the path {str(out)!r}", "choose other output names")
+            raise DreamError(f"two outputs share the path {short_path(out)}", "choose other output names")
         seen[r] = out
 
 
@@ -141,7 +141,7 @@ def check_video_output(path: Path | str) -> Path:
     try:
         kind = kind_for(path)
     except ValueError as exc:
-        raise DreamError(f"cannot write {str(path)!r}: {exc}") from None
+        raise DreamError(f"cannot write {short_path(path)}: {exc}") from None
     p = Path(path)
     check_output_path(p, folder=kind == "frames")
     return p
@@ -170,7 +170,7 @@ def check_still_output(path: Path) -> None:
     check_path_text(path, "output")
     if path.suffix.lower() not in STILL_SUFFIXES:
         raise DreamError(
-            f"cannot write a still to {str(path)!r}: unknown image type {path.suffix or '(none)'!r}",
+            f"cannot write a still to {short_path(path)}: unknown image type {path.suffix or '(none)'!r}",
             "use .png or .jpg (videos come from dreamreel zoom, or --progress)",
         )
     check_output_path(path, folder=False)
