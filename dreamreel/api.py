@@ -32,6 +32,10 @@ class Prepared:
     first_settings: Any = None  # zoom: the first frame's
     clip: Any = None  # clip.ClipPlan
     raft: str | None = None
+    inputs: list = None  # every file read: source, preset, timeline, weights (no output may land on one)
+
+    def __post_init__(self):
+        self.inputs = list(self.inputs or [])
 
 
 def resolve_values(command: str, given: dict[str, Any], preset: str | None = None, *, where=None):
@@ -50,7 +54,43 @@ def resolve_values(command: str, given: dict[str, Any], preset: str | None = Non
         flow = parse_value("flow", given["flow"], where("flow") if where else "--flow") if given.get("flow") is not None \
             else pvalues.get("flow", OPTION_KEYS["flow"].default)
     values = merge_values(given, pvalues, command_defaults(command, flow), where=where)
+    _size_and_octaves(values, given, where)
     return values, (p.name if p else None)
+
+
+def _size_and_octaves(values: dict[str, Any], given: dict[str, Any], where=None) -> None:
+    """Octave sizes (``octaves = "224,285,345"``) end at the output's longer side, so they and ``size`` can
+    disagree. The one the user gave wins: a given size rescales a preset's octave sizes (ratios kept), given
+    octave sizes drop a preset's size; both given and disagreeing is refused."""
+    octs, size = values["octaves"], values["size"]
+    if not isinstance(octs, list) or size is None:
+        return
+    long = max(size) if isinstance(size, tuple) else size
+    if long == octs[-1]:
+        return
+    size_given, octs_given = given.get("size") is not None, given.get("octaves") is not None
+    if size_given and octs_given:
+        flag = (lambda k: where(k)) if where else (lambda k: "--" + k)
+        raise DreamError(f"{flag('size')} {long} and {flag('octaves')} {','.join(map(str, octs))} disagree: the "
+                         f"last octave is the output's longer side", f"drop one, or end the octaves at {long}")
+    if octs_given:
+        values["size"] = None
+    else:
+        values["octaves"] = [max(1, round(o * long / octs[-1])) for o in octs]
+
+
+def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Path]:
+    """The files a command reads besides its outputs: its sources, the preset file, the timeline, a weights file."""
+    from .presets import available
+
+    out = [Path(s) for s in sources if s is not None]
+    if preset:
+        out.append(available().get(preset, Path(preset)))
+    if values.get("timeline"):
+        out.append(Path(values["timeline"]))
+    if values.get("weights") not in (None, "default", "random"):
+        out.append(Path(values["weights"]))
+    return out
 
 
 def _source(image):
@@ -87,7 +127,8 @@ def prepare_still(image, *, preset: str | None = None, where=None, **options) ->
         tensor, size = load_source(source, plan)
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
-    return Prepared("dream", values, plan, source, tensor, size, plan.settings(size))
+    return Prepared("dream", values, plan, source, tensor, size, plan.settings(size),
+                    inputs=input_files(values, preset, source.path))
 
 
 def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> Prepared:
@@ -105,13 +146,18 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
                   octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
+    from .render.zoom import objective_for
+
+    for key in [0] + [k.frame for k in timeline.keys]:  # a timeline's layers and targets, checked before any work
+        objective_for(plan, timeline.at(key))
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
-                    first_settings=plan.settings(size, octaves=values["first_octaves"]))
+                    first_settings=plan.settings(size, octaves=values["first_octaves"]),
+                    inputs=input_files(values, preset, source.path))
 
 
 def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> Prepared:
@@ -124,7 +170,7 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
     raft = check_flow_method(job.flow)
     clip = plan_clip(Path(video), plan, job)
     return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,
-                    raft=raft)
+                    raft=raft, inputs=input_files(values, preset, Path(video)))
 
 
 # ---------------------------------------------------------------- the verbs
@@ -151,7 +197,7 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
     p = prepare_still(image, preset=preset, **options)
     from .render.recorders import recorder_outputs
 
-    check_outputs([p.source.path], [output, *recorder_outputs(p.values)])
+    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
     recorders = still_recorders(p.values)
     try:
         with recording(recorders):
@@ -175,16 +221,16 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
     too. Returns a ``render.frames.FramesResult``."""
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output
+    from .render.runtime import check_outputs, check_video_output, folder_output
     from .render.zoom import render_zoom
 
-    output = check_video_output(Path(output))
+    output_text, output = output, check_video_output(output)
     p = prepared or prepare_zoom(image, preset=preset, **options)
-    overlay = check_video_output(Path(p.values["overlay"])) if p.values["overlay"] else None
+    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
     progress = Path(p.values["progress"]) if p.values["progress"] else None
-    check_outputs([p.source.path], [output, progress, overlay])
+    check_outputs(p.inputs, [output, progress, overlay], sidecars=[output])
     recorders = frame_recorders(p.values, p.job.fps, resume=resume)
-    with recording(recorders):
+    with folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
                            recorders=recorders)
 
@@ -203,14 +249,14 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     records too. Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output
+    from .render.runtime import check_outputs, check_video_output, folder_output
 
-    output = check_video_output(Path(output))
+    output_text, output = output, check_video_output(output)
     p = prepared or prepare_clip(video, preset=preset, **options)
-    overlay = check_video_output(Path(p.values["overlay"])) if p.values["overlay"] else None
-    check_outputs([Path(video)], [output, overlay])
+    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
+    check_outputs(p.inputs, [output, overlay], sidecars=[output])
     recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
-    with recording(recorders):
+    with folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
                             clip=p.clip, recorders=recorders, engine=engine)
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DreamError
+from .errors import DreamError, short_path
 
 MANIFEST = "manifest.json"
 GLOB_CHARS = set("*?[")
@@ -74,6 +74,9 @@ def expand_inputs(inputs: list[str], notes: list[str]) -> list[Item]:
         items.append(Item(str(path), kind, status="failed" if reason else "pending", reason=reason))
 
     def add_file(path: Path) -> None:
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
+            add(path, None, "its name holds a control character (a newline?); rename it")
+            return
         kind = media_kind(path)
         add(path, kind, None if kind else f"not an image or video file ({path.suffix or 'no suffix'})")
 
@@ -84,7 +87,7 @@ def expand_inputs(inputs: list[str], notes: list[str]) -> list[Item]:
             skipped = [e.name for e in entries if e.is_file() and media_kind(e) is None]
             for e in entries:
                 if e.is_file() and media_kind(e):
-                    add(e, media_kind(e))
+                    add_file(e)
             if skipped:
                 shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
                 notes.append(f"skipped {len(skipped)} file{'s' * (len(skipped) > 1)} in {text} that "
@@ -98,7 +101,7 @@ def expand_inputs(inputs: list[str], notes: list[str]) -> list[Item]:
                 add(p, None, "no files match this pattern")
             for f in files:
                 if media_kind(f):
-                    add(f, media_kind(f))
+                    add_file(f)
             skipped = [f.name for f in files if media_kind(f) is None]
             if skipped:
                 notes.append(f"skipped {len(skipped)} file{'s' * (len(skipped) > 1)} matching {text} that "
@@ -110,18 +113,23 @@ def expand_inputs(inputs: list[str], notes: list[str]) -> list[Item]:
 
 def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) -> None:
     """``DIR/<stem>.png`` or ``.mp4``; a stem already taken (by another item, an input in DIR, or the manifest)
-    gets ``-2``, ``-3``, ... Items known from a previous manifest keep their output."""
+    gets ``-2``, ``-3``, ... Outputs derive from ``out_dir`` and the inputs only: an item known from a previous
+    manifest keeps its ``-N`` name only when that name is one this item could get (``DIR/<stem>[-N].<suffix>``),
+    so a tampered manifest cannot point an output anywhere else."""
     taken = {"manifest"}
+    for old in previous.values():  # names a previous run wrote stay reserved for their own inputs
+        if (name := own_name(old.get("output"), old.get("input"), old.get("kind"), out_dir)) is not None:
+            taken.add(Path(name).stem.lower())
     for it in items:
         old = previous.get(input_key(it.input))
-        if it.kind and old and old.get("output") and old.get("kind") == it.kind:
-            it.output = old["output"]
-            taken.add(Path(it.output).stem.lower())
+        if it.kind and old and old.get("kind") == it.kind:
+            if (name := own_name(old.get("output"), it.input, it.kind, out_dir)) is not None:
+                it.output = str(out_dir / name)
     inputs_here = {os.path.realpath(it.input) for it in items if Path(it.input).exists()}
     for it in items:
         if not it.kind or it.output:
             continue
-        stem, suffix = Path(it.input).stem, ".png" if it.kind == "image" else ".mp4"
+        stem, suffix = Path(it.input).stem, _suffix(it.kind)
         name, n = stem, 1
         while name.lower() in taken or os.path.realpath(out_dir / (name + suffix)) in inputs_here:
             n += 1
@@ -130,11 +138,54 @@ def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) 
         it.output = str(out_dir / (name + suffix))
 
 
+def _suffix(kind: str) -> str:
+    return ".png" if kind == "image" else ".mp4"
+
+
+def own_name(output, input_path, kind, out_dir: Path) -> str | None:
+    """The file name of a manifest's ``output`` if it is one the item's input could get in ``out_dir``
+    (``<stem>.<suffix>`` or ``<stem>-N.<suffix>``, directly in ``out_dir``), else None."""
+    import re
+
+    if not (isinstance(output, str) and isinstance(input_path, str) and kind in ("image", "video")):
+        return None
+    out = Path(output)
+    if os.path.realpath(out.parent) != os.path.realpath(out_dir):
+        return None
+    stem = Path(input_path).stem
+    if not re.fullmatch(re.escape(stem) + r"(-[1-9]\d{0,5})?" + re.escape(_suffix(kind)), out.name):
+        return None
+    return out.name
+
+
 def input_key(path: str) -> str:
     return os.path.realpath(path)
 
 
 # ---------------------------------------------------------------- manifest
+
+
+def _manifest_problem(data) -> str | None:
+    """Why ``data`` is not a manifest this module wrote, or None."""
+    if not isinstance(data, dict) or data.get("command") != "batch" or not isinstance(data.get("items"), list):
+        return "no 'command': 'batch' and 'items' list"
+    for n, it in enumerate(data["items"], 1):
+        if not isinstance(it, dict):
+            return f"item {n} is not an object"
+        if not isinstance(it.get("input"), str) or not it["input"]:
+            return f"item {n} has no input path"
+        if it.get("kind") not in ("image", "video", None):
+            return f"item {n} has an unknown kind"
+        if it.get("status") not in ("pending", "done", "failed"):
+            return f"item {n} has an unknown status"
+        if it.get("output") is not None and not isinstance(it["output"], str):
+            return f"item {n} has a bad output"
+        if it.get("seconds") is not None and (not isinstance(it["seconds"], (int, float)) or isinstance(it["seconds"], bool)):
+            return f"item {n} has bad seconds"
+        if any(ord(c) < 32 for c in it["input"] + (it.get("output") or "")):
+            return f"item {n} has a control character in a path"
+    return None
+
 
 
 class Manifest:
@@ -147,12 +198,21 @@ class Manifest:
 
     @staticmethod
     def read(out_dir: Path) -> dict[str, dict]:
-        """The previous manifest's items by input (empty when there is none or it cannot be read)."""
-        try:
-            data = json.loads((out_dir / MANIFEST).read_text())
-            return {input_key(i["input"]): i for i in data.get("items", []) if isinstance(i, dict) and "input" in i}
-        except (OSError, ValueError, TypeError, KeyError):
+        """The previous manifest's items by input (empty when there is none); one that is not a batch manifest
+        (garbage, the wrong shape, control characters in its paths) is a one-line DreamError."""
+        path = out_dir / MANIFEST
+        if not path.exists():
             return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DreamError(f"cannot --resume: {short_path(path)} is not a readable batch manifest ({type(exc).__name__})",
+                             "remove it to start the batch over") from None
+        problem = _manifest_problem(data)
+        if problem:
+            raise DreamError(f"cannot --resume: {short_path(path)} is not a batch manifest ({problem})",
+                             "remove it to start the batch over")
+        return {input_key(i["input"]): i for i in data["items"]}
 
     def counts(self) -> dict[str, int]:
         out = {"done": 0, "failed": 0, "pending": 0}

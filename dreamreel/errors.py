@@ -26,3 +26,14 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str | None:
         close = [lowered[c] for c in lowered if word.lower() in c][:n]
         return f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
     return f"did you mean {', '.join(repr(lowered[c]) for c in close)}?"
+
+
+def short_path(path, limit: int = 48) -> str:
+    """A path for an error line, quoted; a long one keeps its end (the name the user recognises): '.../b/o.png'."""
+    import os
+
+    text = os.fspath(path)
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    return repr("..." + text[len(text) - (limit - 5):])

@@ -7,6 +7,8 @@ where values are checked. No torch here: ``dreamreel --help`` reads this table.
 
 from __future__ import annotations
 
+
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,7 +49,10 @@ def parse_octaves(text: str) -> int | list[int]:
     parts = [p.strip() for p in t.strip("[]").split(",") if p.strip()]
     if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
         raise ValueError("write N or sizes S1,S2,..., e.g. 3 or 299,380,460")
-    return [int(p) for p in parts]
+    sizes = [int(p) for p in parts]
+    if sizes != sorted(sizes):
+        raise ValueError("octave sizes must grow, e.g. 299,380,460")
+    return sizes
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -103,7 +108,9 @@ def _nonneg_int(text: str) -> int:
 
 def _nonneg_float(text: str) -> float:
     v = float(text)
-    if not v >= 0 or v == float("inf"):
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    if v < 0:
         raise ValueError("must be >= 0")
     return v
 
@@ -280,6 +287,120 @@ OPTIONS: list[Option] = [
     Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
+
+
+# ---------------------------------------------------------------- the validation layer: ranges of every number
+# After an option's parser, :func:`parse_value` checks every number in the parsed value (a schedule's pairs, a
+# shift's two values, per-octave lists, a layer's @WEIGHT): finite, and inside the option's LIMITS. An option
+# without a row still gets the finiteness check. Keep one row per option; new options add a row.
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and x == int(x) else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The closed range ``lo..hi`` (``lo`` excluded when ``above``) that every number of an option's value must
+    fall in; ``unit`` is said in the error's hint."""
+
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False
+    unit: str = ""
+
+    def hint(self) -> str:
+        u = f" {self.unit}" if self.unit else ""
+        lo, hi = _num(self.lo), _num(self.hi)
+        if self.lo is not None and self.hi is not None:
+            return f"use {'more than ' if self.above else ''}{lo} to {hi}{u}"
+        if self.lo is not None:
+            return f"use a number {'>' if self.above else '>='} {lo}{u}"
+        return f"use a number <= {hi}{u}"
+
+    def holds(self, v: float) -> bool:
+        if self.lo is not None and (v <= self.lo if self.above else v < self.lo):
+            return False
+        return self.hi is None or v <= self.hi
+
+
+MAX_SEED = 2**32 - 1
+LIMITS: dict[str, Limit] = {
+    "size": Limit(1, MAX_SIDE, unit="px"),
+    "octaves": Limit(1, MAX_SIDE),  # a count (1-12, its parser) or sizes in px
+    "octave_scale": Limit(1, 10),
+    "steps": Limit(1, 100_000),
+    "lr": Limit(0, 100),
+    "sigma": Limit(0, 100, unit="px"),
+    "smooth_every": Limit(1, 100_000),
+    "jitter": Limit(0, MAX_SIDE, unit="px"),
+    "seed": Limit(0, MAX_SEED),
+    "frames": Limit(1, 1_000_000),
+    "fps": Limit(0.1, 1000),
+    "zoom": Limit(0.1, 10),
+    "rotate": Limit(-360, 360, unit="degrees"),
+    "shift": Limit(-MAX_SIDE, MAX_SIDE, unit="px"),
+    "first_octaves": Limit(1, MAX_SIDE),
+    "blend": Limit(0, 1),
+    "start": Limit(0, 1e7, unit="s"),
+    "end": Limit(0, 1e7, unit="s"),
+    "every": Limit(1, 100_000),
+    "crf": Limit(0, 51),
+    "progress_every": Limit(1, 100_000),
+    "overlay_feature": Limit(0, 100_000),
+    "video_fps": Limit(0.1, 1000),
+    "jobs": Limit(1, 1024),
+    "view_scale": Limit(0, 0.9),  # a fraction of the image
+    "view_rotate": Limit(0, 180, unit="degrees"),
+    "lapnorm": Limit(0, 12),  # pyramid levels
+    "tile": Limit(0, MAX_SIDE, unit="px"),
+    "tile_overlap": Limit(0, MAX_SIDE, unit="px"),
+    "mask_feather": Limit(0, MAX_SIDE, unit="px"),
+    "loop_frames": Limit(1, 1_000_000),
+}
+#: The weight in NAME@WEIGHT / CLASS@WEIGHT.
+WEIGHT_LIMIT = Limit(-1000, 1000)
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
+
+
+def _numbers(value: Any):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _numbers(v)
+
+
+def spec_weight(spec: str, key: str) -> str | None:
+    """The WEIGHT text of a --layer (``NAME[:F]@W``) or --target (``CLASS@W``) spec, or None."""
+    if "@" not in spec:
+        return None
+    return spec.partition("@")[2] if key == "layer" else spec.rpartition("@")[2]
+
+
+def check_range(key: str, parsed: Any) -> None:
+    """Raise ValueError (its text: the hint) unless every number in ``parsed`` is finite and within LIMITS[key]."""
+    limit = LIMITS.get(key)
+    for v in _numbers(parsed):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number" + (f"; {limit.hint()}" if limit else ""))
+        if limit and not limit.holds(v):
+            raise ValueError(limit.hint())
+    if key in ("layer", "target"):
+        for spec in parsed:
+            w = spec_weight(spec, key)
+            if w is None:
+                continue
+            try:
+                f = float(w)
+            except ValueError:
+                continue  # not a number: the objective's parser names it
+            if not (f == f and WEIGHT_LIMIT.holds(f)):
+                raise ValueError(f"the weight after @ must be a finite number, {WEIGHT_LIMIT.hint()[4:]}")
+    if key == "device" and not DEVICE_RE.fullmatch(parsed):
+        raise ValueError("use auto, cpu, cuda, cuda:N or mps")
 DREAM_KEYS = tuple(o.key for o in OPTIONS if o.group == "dream")
 #: What a preset may set: every dream, zoom, video and output option (recordings and batch workers are per run).
 PRESET_KEYS = tuple(o.key for o in OPTIONS if o.group in ("dream", "zoom", "video", "output"))
@@ -293,26 +414,51 @@ def parse_value(key: str, value: Any, where: str) -> Any:
     o = OPTION_KEYS[key]
     if o.repeat:
         items = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+        kinds = (str,) if key == "layer" else (str, int)  # a class target may be an index; a layer is a name
+        if not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
             raise DreamError(f"{where}: {key} must be a string or a list of strings")
-        return [str(v) for v in items]
+        parsed = [str(v) for v in items]
+        if bad := [v for v in parsed if any(ord(c) < 32 or ord(c) == 127 for c in v)]:
+            raise DreamError(f"{where}: {key} {bad[0]!r} holds a control character")
+        try:
+            check_range(key, parsed)
+        except ValueError as exc:
+            raise DreamError(f"{where}: bad {key} {bad_spec(key, parsed)!r}", str(exc)) from None
+        return parsed
     if o.switch and isinstance(value, bool):
         return value
     if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, (str, int, float, list, tuple)) and not isinstance(v, bool) for v in value):
+            raise DreamError(f"{where}: bad value {value!r} for {key}")
         value = ",".join(str(v) for v in value)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, set)):
         raise DreamError(f"{where}: bad value {value!r} for {key}")
     text = str(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise DreamError(f"{where}: bad value {text!r} for {key}", "it holds a control character (a newline?)")
     try:
         parsed = o.parse(text)
-        if isinstance(parsed, float) and parsed != parsed:  # NaN passes every comparison
-            raise ValueError("not a number")
-    except ValueError as exc:
+        check_range(key, parsed)
+    except (ValueError, OverflowError) as exc:
         hint = str(exc) or None
+        if not hint and re.search(r"nan|inf", text, re.I):  # a parser that compares refuses NaN without words
+            hint = "not a finite number" + (f"; {LIMITS[key].hint()}" if key in LIMITS else "")
         if where == o.flag and o.group != "dream":  # the command flags' wording: "bad value '2' for --blend"
             raise DreamError(f"bad value {text!r} for {where}", hint) from None
         raise DreamError(f"{where}: bad value {text!r} for {key}", hint) from None
     return parsed
+
+
+def bad_spec(key: str, specs: Sequence[str]) -> str:
+    """The first --layer/--target spec whose weight is out of range (for the error line)."""
+    for spec in specs:
+        w = spec_weight(spec, key)
+        try:
+            if w is not None and not (float(w) == float(w) and WEIGHT_LIMIT.holds(float(w))):
+                return spec
+        except ValueError:
+            pass
+    return specs[0] if specs else ""
 
 
 def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,

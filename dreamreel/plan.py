@@ -98,6 +98,12 @@ class DreamPlan:
         if isinstance(self.octaves, list) and max(out) != self.octaves[-1]:
             f = self.octaves[-1] / max(out)
             out = (max(1, round(out[0] * f)), max(1, round(out[1] * f)))
+        if max(out) > MAX_SIDE:
+            if input_size and tuple(out) == tuple(input_size):
+                raise DreamError(f"the input is {out[0]}x{out[1]}, larger than {MAX_SIDE} px a side",
+                                 f"scale the output down with --size, e.g. --size {min(2048, MAX_SIDE)}")
+            raise DreamError(f"output size {out[0]}x{out[1]} is too large (at most {MAX_SIDE} px a side)",
+                             "use a smaller --size")
         return out
 
     def settings(self, output_size: Size, octaves: int | list[int] | None = None, steps: list[int] | None = None) -> DreamSettings:
@@ -146,16 +152,17 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     check_weights_arg(values["weights"])
     plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
     plan.model = spec.name
-    plan.objective()  # validates layers, features and classes now
+    from .engine import device_problem
+
+    if problem := device_problem(plan.device):
+        raise DreamError(f"device {plan.device!r} is not usable here ({problem})", "use --device cpu")
+    plan.objective()  # validates layers, features and classes now (sizes, growth and ranges: options.parse_value)
     if plan.tile:
         from .engine.tiles import check_tile
 
         check_tile(plan.tile, plan.overlap, spec)
     if plan.mask:
         plan.mask_source()  # readable now
-    if isinstance(plan.octaves, list):
-        if plan.octaves != sorted(plan.octaves):
-            raise DreamError(f"octave sizes {plan.octaves} must grow", "e.g. --octaves 299,380,460")
     return plan
 
 

@@ -66,9 +66,13 @@ def load_preset(name_or_path: str) -> Preset:
     elif not (path.suffix == ".toml" and path.is_file()):
         hint = did_you_mean(name_or_path, known) or "see: dreamreel presets"
         raise DreamError(f"unknown preset {name_or_path!r}", hint)
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DreamError(f"preset {str(path)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise DreamError(f"cannot read preset {str(path)!r}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DreamError(f"{path}: {exc}") from None
     values, extra = {}, {}

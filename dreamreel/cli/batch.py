@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import Manifest, Runner, input_key, assign_outputs, expand_inputs, run_parallel
+from ..batch import Manifest, Runner, own_name, assign_outputs, expand_inputs, input_key, run_parallel
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -16,32 +16,34 @@ from .flags import add_options, given
 def cmd_batch(args) -> int:
     from tqdm import tqdm
 
-    from ..api import prepare_plans
+    from ..api import prepare_plans, resolve_values
+    from ..options import parse_value
     from ..engine import pick_device
     from ..render.clip import check_flow_method
 
+    from ..render.runtime import check_path_text
+
+    check_path_text(args.out_dir, "--out-dir")
+    for text in args.inputs:
+        check_path_text(text, "input")
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DreamError(f"--out-dir {str(out_dir)!r} is a file, not a folder")
-    try:
-        jobs = int(args.jobs)
-        if jobs < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise DreamError(f"bad value {args.jobs!r} for --jobs", "a whole number >= 1") from None
+    jobs = parse_value("jobs", args.jobs, "--jobs")
     options = {**given(args), "preset": args.preset}
     options.pop("jobs", None)
-    job, video_plan, still_plan = prepare_plans(options)  # validates every option now
-    check_flow_method(job.flow)
     cores = os.cpu_count() or 1
-    if jobs > 1:
-        device = pick_device(video_plan.device)
+    if jobs > 1:  # before the plans: they refuse a device that is absent, and this conflict is the user's to fix
+        values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, args.preset)
+        device = pick_device(values["device"])
         if device.type != "cpu":
             raise DreamError(f"--jobs {jobs} runs several models side by side, but the dream runs on {device.type}: "
                              "one GPU dreams one item at a time", "use --jobs 1, or --device cpu")
         if jobs > cores:
             print(f"dreamreel: --jobs {jobs} is more than the {cores} CPU cores: using {cores}", file=sys.stderr)
             jobs = cores
+    job, video_plan, still_plan = prepare_plans(options)  # validates every option now
+    check_flow_method(job.flow)
     notes: list[str] = []
     items = expand_inputs(args.inputs, notes)
     previous = Manifest.read(out_dir) if args.resume else {}
@@ -58,7 +60,8 @@ def cmd_batch(args) -> int:
     if args.resume:
         for i, it in enumerate(items):
             old = previous.get(input_key(it.input))
-            if it.kind and old and old.get("status") == "done" and old.get("output") == it.output and Path(it.output).exists():
+            if (it.kind and old and old.get("status") == "done" and Path(it.output).exists()
+                    and own_name(old.get("output"), it.input, it.kind, out_dir) == Path(it.output).name):
                 it.status, it.seconds = "done", old.get("seconds")
                 skip.add(i)
     todo = [i for i, it in enumerate(items) if it.kind and i not in skip]

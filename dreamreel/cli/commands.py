@@ -22,13 +22,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def print_plan(plan, settings, extra_lines=()):
+def print_plan(plan, settings, extra_lines=(), objective=None):
     from ..plan import plan_lines
 
-    for line in plan_lines(plan, settings, plan.objective()):
+    for line in plan_lines(plan, settings, objective or plan.objective()):
         print(line)
     for line in extra_lines:
         print(line)
+
+
+def _check_outputs(p, output: Path) -> None:
+    """--dry-run refuses what the render would: an output or sidecar on an input, two outputs on one path."""
+    from ..render.recorders import recorder_outputs
+    from ..render.runtime import check_outputs
+
+    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
 
 
 def _notes(recorders) -> None:
@@ -46,6 +54,7 @@ def cmd_dream(args) -> int:
 
         check_still_output(output)
         p = api.prepare_still(args.input, preset=args.preset, **given(args))
+        _check_outputs(p, output)
         print(f"input      {p.source.label}")
         print(f"output     {output}  {p.size[0]}x{p.size[1]}")
         print_plan(p.plan, p.settings)
@@ -66,16 +75,21 @@ def cmd_zoom(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
 
-    output = check_video_output(Path(args.output))
+    output = check_video_output(args.output)
     p = api.prepare_zoom(args.input, preset=args.preset, **given(args))
     v = p.values
-    if args.dry_run:
-        shift = v["shift"]
+    if args.dry_run:  # what the render uses: the timeline's values at frame 0 (motion: from frame 0 to 1)
+        from ..render.zoom import objective_for
+
+        _check_outputs(p, output)
+        timeline = p.job.timeline
+        at0, at1 = timeline.at(0), timeline.at(1)
+        m = timeline.motion_at(1)
         print(f"input      {p.source.label}")
         print(f"output     {output}  {p.job.frames} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
-        print(f"motion     zoom {v['zoom']:g}  rotate {v['rotate']:g} deg  shift {shift[0]:g},{shift[1]:g} px per frame"
+        print(f"motion     zoom {m.zoom:g}  rotate {m.rotate:g} deg  shift {m.shift[0]:g},{m.shift[1]:g} px per frame"
               f"  colour match {v['color_match']}"
-              + (f"  (timeline {v['timeline']}: {len(p.job.timeline.keys)} keys)" if v["timeline"] else ""))
+              + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
         job = p.job
         if job.audio_features is not None:
             print(f"audio      {v['audio']}  {job.audio_features.duration:.2f} s -> {job.frames} frames; react "
@@ -83,11 +97,13 @@ def cmd_zoom(args) -> int:
         if job.loop:
             print(f"loop       the last {job.loop} rendered frames fade into the first ({job.frames + job.loop} rendered)")
         print("first frame:")
-        print_plan(p.plan, p.first_settings)
-        print("each later frame:")
-        print_plan(p.plan, p.settings)
+        print_plan(p.plan, p.first_settings, objective=objective_for(p.plan, at0))
+        print("each later frame:" + (" (from frame 1; the timeline switches at its keys)" if v["timeline"] else ""))
+        steps = [at1["steps"]] if "steps" in at1 else None
+        settings = p.settings if steps is None else p.plan.settings(p.size, octaves=p.job.octaves, steps=steps)
+        print_plan(p.plan, settings, objective=objective_for(p.plan, at1))
         return 0
-    result = api.write_zoom(args.input, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    result = api.write_zoom(args.input, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p)
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
@@ -99,10 +115,11 @@ def cmd_video(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
 
-    output = check_video_output(Path(args.output))
+    output = check_video_output(args.output)
     source = Path(args.input)
     p = api.prepare_clip(source, preset=args.preset, **given(args))
     if args.dry_run:
+        _check_outputs(p, output)
         info, clip, job = p.clip.info, p.clip, p.job
         audio = "audio" if info.has_audio else "no audio"
         vfr = ", variable frame rate" if info.variable_frame_rate else ""
@@ -114,7 +131,7 @@ def cmd_video(args) -> int:
         print("each frame:")
         print_plan(p.plan, p.settings)
         return 0
-    result = api.write_clip(source, output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    result = api.write_clip(source, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p)
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
@@ -162,6 +179,8 @@ def build_parser() -> Parser:
 
     parser = Parser(prog="dreamreel", description="Deep-dream stills, zoom videos, progress and activation animations.")
     parser.add_argument("--version", action="version", version=f"dreamreel {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show warnings as they come and the traceback of an unexpected error (or DREAMREEL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -227,15 +246,71 @@ def _partial_line(exc) -> str | None:
     return None
 
 
+MAX_LINE = 199  # every message line stays under 200 characters
+
+
+def _one_line(text: str) -> str:
+    """Collapse ``text`` to one line of at most MAX_LINE characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "..."
+
+
+def _error_line(exc: DreamError) -> str:
+    """``dreamreel: error: MESSAGE (HINT)`` in one line of at most MAX_LINE characters: a long message (a long
+    path) is shortened in the middle before the hint is."""
+    message, hint = " ".join(exc.message.split()), " ".join((exc.hint or "").split())
+    head, tail = "dreamreel: error: ", f" ({hint})" if hint else ""
+    if len(tail) > MAX_LINE // 2:
+        tail = tail[:MAX_LINE // 2 - 4] + "...)"
+    room = MAX_LINE - len(head) - len(tail)
+    if len(message) > room:
+        half = (room - 3) // 2
+        message = message[:half] + "..." + message[len(message) - (room - 3 - half):]
+    return head + message + tail
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; every outcome is an exit code and short lines on stderr, never a traceback.
+
+    Warnings (torch's, ...) are held back: an error prints only its one line, a success prints each warning
+    on one line. An unexpected exception becomes one line (exit 2) naming its type; ``--debug`` or
+    ``DREAMREEL_DEBUG=1`` shows the warnings as they come and the traceback instead.
+    """
+    import os
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("DREAMREEL_DEBUG", "") not in ("", "0")
+    if debug:
+        return _dispatch(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            code = _dispatch(args)
+        except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: one line, not a traceback
+            first = (str(exc).strip().splitlines() or [""])[0]
+            print(_one_line(f"dreamreel: error: {type(exc).__name__}: {first} (DREAMREEL_DEBUG=1 shows the "
+                            "traceback)"), file=sys.stderr)
+            return 2
+    if code == 0:
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            print(_one_line(f"dreamreel: warning: {message}"), file=sys.stderr)
+    return code
+
+
+def _dispatch(args) -> int:
     try:
         return args.func(args)
+    except BrokenPipeError:  # `dreamreel layers | head`: the reader left; nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DreamError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)
-        print(f"dreamreel: error: {exc}", file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         for note in getattr(exc, "recorder_notes", ()):
@@ -249,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)
-        print(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}", file=sys.stderr)
+        print(_one_line(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"),
+              file=sys.stderr)
         return 2
 
 

@@ -95,6 +95,22 @@ class DreamResult:
     items: list["DreamResult"] = field(default_factory=list)  # a batch's per-image results (empty for one image)
 
 
+def device_problem(name: str) -> str | None:
+    """Why ``--device name`` cannot be used here (in a few words), or None; cheap: no device is opened."""
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is available here"
+        if index and int(index) >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+    elif kind == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            return "MPS (Apple GPU) is not available here"
+    elif kind not in ("auto", "cpu"):
+        return "use auto, cpu, cuda, cuda:N or mps"
+    return None
+
+
 def pick_device(name: str = "auto") -> torch.device:
     if name != "auto":
         return torch.device(name)

@@ -38,6 +38,17 @@ def to_float_rgb(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f[:, :, :3])
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(w, h) from an image file's header, without decoding it; None when the header cannot be read here."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - the full decoder (load_image) reports a bad file
+        return None
+
+
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """An image file -> (1,3,H,W) float32 tensor in [0,1]. Bad files raise DreamError."""
     import imageio.v3 as iio

@@ -27,6 +27,10 @@ class VideoError(DreamError):
         super().__init__(" ".join(str(message).split()))
 
 
+#: Why a still (PNG, JPEG, a one-frame GIF ...) is not a clip, with the command that dreams it.
+STILL_NOT_VIDEO = "it is a still image, not a video (dream a still with: dreamreel dream)"
+
+
 def _fail(path, reason: str) -> VideoError:
     return VideoError(f"cannot read video '{path}': {reason}")
 
@@ -126,8 +130,8 @@ def _read_header(path) -> _Header:
     fmt = m.group(1)
     if fmt == "tty":
         raise _fail(path, "it is a text file, not a video")
-    if fmt.endswith("_pipe") or fmt == "image2":
-        raise _fail(path, "it is a still image, not a video")
+    if fmt.endswith("_pipe") or fmt == "image2" or (fmt == "gif" and not is_video_path(p)):
+        raise _fail(path, STILL_NOT_VIDEO)
     streams = _STREAM_RE.findall(text)
     video = [(int(i), rest) for i, kind, rest in streams if kind == "Video" and "attached pic" not in rest]
     has_audio = any(kind == "Audio" for _, kind, _ in streams)

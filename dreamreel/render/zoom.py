@@ -55,7 +55,7 @@ class ZoomStart:
         self.first_settings = plan.settings(size, octaves=job.first_octaves)
         self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
         for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each first
-            _objective_for(plan, job.timeline.at(key))
+            objective_for(plan, job.timeline.at(key))
         art.check_zoom(job, plan, size)
         self.writer = None  # the output's writer (a --loop writer says when it has its frames)
         self.prev: torch.Tensor | None = None
@@ -197,7 +197,7 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
                          audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None)
 
 
-def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):
+def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
     return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
@@ -206,5 +206,5 @@ def _objective_for(plan: DreamPlan, values: Mapping[str, Any]):
 def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
-        cache[key] = Dreamer(engine.dreamer.model, _objective_for(plan, values), engine.device)
+        cache[key] = Dreamer(engine.dreamer.model, objective_for(plan, values), engine.device)
     return cache[key]
