@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -82,7 +82,7 @@ def cmd_zoom(args) -> int:
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
-    print(f"wrote {output}: {v['frames']} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
+    print(f"wrote {output}: {result.frames} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -207,21 +207,32 @@ def _partial_line(exc) -> str | None:
     part = getattr(exc, "partial", None)
     if part is None:
         return None
+    if isinstance(exc, KeyboardInterrupt):
+        word = "terminated" if isinstance(exc, interrupts.Terminated) else "interrupted"
+        if part.note:
+            return f"dreamreel: {word}: {part.note}"
+        if not part.frames:
+            return f"dreamreel: {word} before the first frame of {part.output} was finished; nothing written"
+        return f"dreamreel: {word}: {part.kept_line()}; continue with --resume"
     if part.note:
         return f"dreamreel: {part.note}"
-    if isinstance(exc, KeyboardInterrupt):
-        if part.frames:
-            return f"dreamreel: interrupted: {part.output} holds {part.frames} of {part.total} frames; continue with --resume"
-        return f"dreamreel: interrupted before the first frame of {part.output} was finished; nothing written"
     if part.new > 0 or part.frames > part.new:
-        return f"dreamreel: {part.output} holds the {part.frames} frames finished before the error; continue with --resume"
+        return f"dreamreel: {part.kept_line()} (finished before the error); continue with --resume"
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    interrupts.install()  # SIGTERM as Ctrl-C; a second signal never cuts the cleanup short
     try:
+        return _main(argv)
+    finally:
+        interrupts.uninstall()
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return args.func(args)
     except DreamError as exc:
         if line := _partial_line(exc):
@@ -235,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         if line:
             print(line, file=sys.stderr)
         elif not getattr(exc, "reported", False):
-            print("dreamreel: interrupted", file=sys.stderr)
-        return 130
+            print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
+                  file=sys.stderr)
+        return interrupts.exit_code(exc)
     except OSError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)

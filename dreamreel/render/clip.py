@@ -295,6 +295,9 @@ class ClipStart:
     def checkpoint_image(self) -> np.ndarray:
         return np.concatenate([self.prev_dream, self.prev_src], axis=1)
 
+    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source, side by side
+        return (self.clip.size[1], 2 * self.clip.size[0], 3)
+
 
 def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):
     """Yield the dreamt frames (HxWx3 uint8) of a clip one by one; nothing is written."""
