@@ -22,7 +22,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "install", "uninstall", "held", "finishing", "exit_code"]
+__all__ = ["Terminated", "install", "uninstall", "exiting", "held", "finishing", "exit_code"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,6 +70,12 @@ def uninstall() -> None:
         if signal.getsignal(sig) is _handler:
             signal.signal(sig, prev)
         del _previous[sig]
+
+
+def exiting() -> None:
+    """The process is about to exit: ignore any further signal (handled or not, the work is over)."""
+    if threading.current_thread() is threading.main_thread() and _ours():
+        _state["stopping"] = _state["stopping"] or 0
 
 
 def exit_code(exc: BaseException) -> int:

@@ -221,12 +221,14 @@ def _partial_line(exc) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run the command; the exit status. ``exiting``: the process ends when this returns (the console script),
+    so a signal that arrives after it is ignored rather than killing the interpreter on its way out."""
     interrupts.install()  # SIGTERM as Ctrl-C; a second signal never cuts the cleanup short
     try:
         return _main(argv)
     finally:
-        interrupts.uninstall()
+        interrupts.exiting() if exiting else interrupts.uninstall()
 
 
 def _main(argv: list[str] | None) -> int:

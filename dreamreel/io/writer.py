@@ -374,7 +374,7 @@ def count_frames(path, *, check: bool = False) -> int:
                     with Image.open(f) as im:
                         im.verify()
                 except Exception as err:
-                    raise ValueError(f"{os.fspath(f)!r} is damaged ({err})") from None
+                    raise ValueError(f"{os.fspath(f)!r} is damaged") from None
         return len(files)
     if not p.is_file():
         raise ValueError(f"{os.fspath(p)!r} is missing")
@@ -393,12 +393,12 @@ def count_frames(path, *, check: bool = False) -> int:
                     n += 1
                 return n
         except Exception as err:
-            raise ValueError(f"{os.fspath(p)!r} is not a readable GIF ({_first_line(err)})") from None
+            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
     if not check:
         try:
             return _count_frames(p)
         except RuntimeError as err:
-            raise ValueError(f"{os.fspath(p)!r} is not a readable MP4 ({_first_line(err, -1)})") from None
+            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
     proc = subprocess.run(
         [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
          "-i", os.fspath(p), "-map", "0:v:0", "-f", "null", "-"],
@@ -407,13 +407,8 @@ def count_frames(path, *, check: bool = False) -> int:
     counts = re.findall(rb"^frame=\s*(\d+)", proc.stdout, flags=re.M)
     err = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or not counts or err:
-        raise ValueError(f"{os.fspath(p)!r} is not a readable MP4 ({_first_line(err or 'no video frames', -1)})")
+        raise ValueError(f"{os.fspath(p)!r} is damaged")
     return int(counts[-1])
-
-
-def _first_line(err, which: int = 0) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return (lines[which] if lines else type(err).__name__)[:120]
 
 
 def move_output(src, dest) -> None:

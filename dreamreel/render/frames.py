@@ -64,10 +64,12 @@ class Partial:
     location: Path | None = None  # where they are: ``output``, or the checkpoint's partial beside a finished output
 
     def kept_line(self) -> str:
-        """"OUT holds N of T frames", naming where the frames are when a finished output was left as it was."""
+        """"OUT holds N of T frames", or where the frames are when a finished OUT was left as it was."""
         if self.location is None or self.location == self.output:
             return f"{self.output} holds {self.frames} of {self.total} frames"
-        return f"{self.location} holds {self.frames} of {self.total} frames ({self.output} is unchanged)"
+        where = self.location.relative_to(self.output.parent) if self.location.is_relative_to(self.output.parent) \
+            else self.location
+        return f"{self.output} is unchanged; the new render's {self.frames} of {self.total} frames are in {where}"
 
 
 @dataclass
@@ -258,7 +260,7 @@ class Checkpoint:
         """(frames done, last frame, records, state), each checked: a damaged or foreign checkpoint is a DreamError."""
         import imageio.v3 as iio
 
-        again = "drop --resume to render it again"
+        again = "drop --resume to start over"
         state = self._state()
         done = state.get("frames_done") if state else None
         records = state.get("records") if state else None
@@ -294,11 +296,11 @@ class Checkpoint:
         if resume and self.exists():
             start, last, records, state = self.load(key, shape)
             target = self.partial_path() if state.get("partial") == "checkpoint" else output
-            again = "drop --resume to render it again"
+            again = "drop --resume to start over"
             try:
                 n = count_frames(target, check=True)
             except ValueError as err:
-                raise DreamError(f"cannot --resume: {err}; the checkpoint recorded {start} frames there", again) from None
+                raise DreamError(f"cannot --resume: the partial output {err}", again) from None
             if n != start:
                 raise DreamError(f"cannot --resume: {str(target)!r} holds {n} frames, the checkpoint recorded {start}",
                                  again)
@@ -309,13 +311,13 @@ class Checkpoint:
                 try:
                     n = count_frames(output)
                 except ValueError as err:
-                    raise DreamError(f"cannot --resume: {err}", "drop --resume to render it again") from None
+                    raise DreamError(f"cannot --resume: {err}", "drop --resume to start over") from None
                 if n != done.get("frames"):
                     raise DreamError(f"cannot --resume: {str(output)!r} holds {n} frames, its sidecar says "
-                                     f"{done.get('frames')}", "drop --resume to render it again")
+                                     f"{done.get('frames')}", "drop --resume to start over")
                 return 0, None, [], done, output
             raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
-                             "drop --resume to render it again")
+                             "drop --resume to start over")
         return 0, None, [], None, (self.partial_path() if self._keep_output() else output)
 
     def _keep_output(self) -> bool:
