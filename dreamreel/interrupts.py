@@ -109,7 +109,7 @@ def _guard(key: str, reraise: bool):
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, prev)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if prev is None else prev)  # None: not set from Python
     if reraise and got and callable(prev) and prev not in (signal.SIG_IGN, signal.SIG_DFL):
         prev(signal.SIGINT, None)  # what the signal would have done, now that the block is done
     elif reraise and got and prev == signal.SIG_DFL:

@@ -267,6 +267,9 @@ def test_ctrl_c_before_the_first_frame_leaves_nothing_and_invites_no_resume(tmp_
     assert "before the first frame" in line and "nothing written" in line and "--resume" not in line
     assert list(tmp_path.iterdir()) == []
 
+    _interrupted_zoom(tmp_path, monkeypatch, tmp_path / "new" / "dir" / "z.gif", after=0)
+    assert list(tmp_path.iterdir()) == []  # nor the folders made for the output
+
     assert main(["zoom", "noise", "-o", str(out), "--frames", "2", *ZOOM]) == 0
     before = sorted(p.name for p in tmp_path.iterdir())
     _interrupted_zoom(tmp_path, monkeypatch, out, after=0)  # over a finished output: its checkpoint folder goes too

@@ -50,7 +50,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output"]
+__all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output", "remove_output", "has_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +409,16 @@ def count_frames(path, *, check: bool = False) -> int:
     if proc.returncode != 0 or not counts or err:
         raise ValueError(f"{os.fspath(p)!r} is damaged")
     return int(counts[-1])
+
+
+def has_frames(folder) -> bool:
+    """Whether ``folder`` holds any ``frame_NNNNNN.png`` written here."""
+    return bool(_frame_files(Path(folder)))
+
+
+def remove_output(path) -> None:
+    """Remove a file or a folder (and what is in it); nothing happens when it is not there."""
+    _remove(Path(path))
 
 
 def move_output(src, dest) -> None:

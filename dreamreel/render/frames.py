@@ -130,29 +130,30 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
 
     checkpoint = Checkpoint(output)
     had_dir = checkpoint.dir.exists()
+    made = [d for d in (output.parent, *output.parent.parents) if not d.exists()]  # what the writer will create
     start, last, records, finished, target = checkpoint.begin(resume, output, key, strategy.checkpoint_shape())
     if finished is not None:
         return FramesResult(output, finished.get("frames", 0), finished.get("fps", fps), 0.0, finished,
                             already_complete=True)
     if last is not None:
         strategy.restore(last)
-    appended, writer, state = start, None, None
+    appended, writer, state, image = start, None, None, last
     try:
         engine = engine_factory()
         state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
         writer = open_writer(target, fps=fps, crf=crf, audio_from=audio_from, append=start > 0)
         for k, frame, record in dream_frames(strategy, engine, start=start, recorders=recorders,
                                              show_progress=show_progress):
-            with interrupts.held():  # a signal lands before or after this, so the count is what the writer got
+            with interrupts.held():  # a signal lands before or after this: count, records and image match the file
                 writer.append(frame)
                 records.append(record)
-                appended = k + 1
+                appended, image = k + 1, strategy.checkpoint_image()
         with interrupts.finishing():
             writer.close()
     except BaseException as exc:
         with interrupts.finishing():  # a second Ctrl-C must not cut this short
-            exc.partial = _keep(exc, writer, checkpoint, strategy, key, output, target, start, appended, records,
-                                had_dir)
+            exc.partial = _keep(writer, checkpoint, strategy.total, key, output, target, start, appended, image,
+                                records, had_dir, made)
         raise
     with interrupts.finishing():
         frames = count_frames(target)
@@ -168,8 +169,8 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     return FramesResult(output, frames, fps, state.seconds, data, stopped_early=data.get("stopped_early"))
 
 
-def _keep(exc, writer, checkpoint: "Checkpoint", strategy, key: str, output: Path, target: Path, start: int,
-          appended: int, records: list[dict], had_dir: bool) -> "Partial":
+def _keep(writer, checkpoint: "Checkpoint", total: int, key: str, output: Path, target: Path, start: int,
+          appended: int, image: np.ndarray | None, records: list[dict], had_dir: bool, made: list[Path]) -> "Partial":
     """After an interruption or error: finish the frames done as a playable file, checkpoint them, say where."""
     new, note = appended - start, None
     if writer is not None:
@@ -184,15 +185,16 @@ def _keep(exc, writer, checkpoint: "Checkpoint", strategy, key: str, output: Pat
     kept = start + new
     if new > 0:
         try:
-            checkpoint.save(key, appended, strategy.checkpoint_image(), records[:appended], in_checkpoint=target != output)
+            checkpoint.save(key, appended, image, records[:appended], in_checkpoint=target != output)
         except Exception as err:
             note = f"{target} holds {kept} frames, but its checkpoint could not be saved ({_first_line(err)})"
-    elif not had_dir:
-        try:
-            checkpoint.dir.rmdir()  # created for a partial that never got a frame
-        except OSError:
-            pass
-    return Partial(output, kept, strategy.total, new, note, target)
+    elif kept == 0:  # nothing to keep: remove the folders made for it
+        for d in ([] if had_dir else [checkpoint.dir]) + made:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+    return Partial(output, kept, total, new, note, target)
 
 
 def _first_line(err) -> str:
@@ -323,13 +325,11 @@ class Checkpoint:
     def _keep_output(self) -> bool:
         """Whether ``output`` holds something a new render must not replace before it is complete: anything but
         this render's own partial (as the checkpoint recorded it)."""
-        from ..io.writer import count_frames, kind_for
+        from ..io.writer import count_frames, has_frames, kind_for
 
         out = self.output
         if kind_for(out) == "frames":
-            from ..io.writer import _frame_files
-
-            if not _frame_files(out):
+            if not has_frames(out):
                 return False
         elif not (out.exists() or out.is_symlink()):
             return False
@@ -342,10 +342,10 @@ class Checkpoint:
             return True
 
     def remove(self) -> None:
-        from ..io.writer import _remove
+        from ..io.writer import remove_output
 
         for p in (self.dir / "state.json", self.dir / "last.png", self.partial_path()):
-            _remove(p)
+            remove_output(p)
         if self.dir.is_dir():
             try:
                 self.dir.rmdir()
