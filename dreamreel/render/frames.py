@@ -192,6 +192,8 @@ def _keep(writer, checkpoint: "Checkpoint", total: int, key: str, output: Path, 
         for d in ([] if had_dir else [checkpoint.dir]) + made:
             try:
                 d.rmdir()
+            except FileNotFoundError:
+                continue
             except OSError:
                 break
     return Partial(output, kept, total, new, note, target)
