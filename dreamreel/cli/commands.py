@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -235,15 +235,28 @@ def _partial_line(exc) -> str | None:
     part = getattr(exc, "partial", None)
     if part is None:
         return None
+    if isinstance(exc, KeyboardInterrupt):
+        word = "terminated" if isinstance(exc, interrupts.Terminated) else "interrupted"
+        if part.note:
+            return f"dreamreel: {word}: {part.note}"
+        if not part.frames:
+            return f"dreamreel: {word} before the first frame of {part.output} was finished; nothing written"
+        return f"dreamreel: {word}: {part.kept_line()}; continue with --resume"
     if part.note:
         return f"dreamreel: {part.note}"
-    if isinstance(exc, KeyboardInterrupt):
-        if part.frames:
-            return f"dreamreel: interrupted: {part.output} holds {part.frames} of {part.total} frames; continue with --resume"
-        return f"dreamreel: interrupted before the first frame of {part.output} was finished; nothing written"
     if part.new > 0 or part.frames > part.new:
-        return f"dreamreel: {part.output} holds the {part.frames} frames finished before the error; continue with --resume"
+        return f"dreamreel: {part.kept_line()} (finished before the error); continue with --resume"
     return None
+
+
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run the command; the exit status. ``exiting``: the process ends when this returns (the console script),
+    so a signal that arrives after it is ignored rather than killing the interpreter on its way out."""
+    interrupts.install()  # SIGTERM as Ctrl-C; a second signal never cuts the cleanup short
+    try:
+        return _main(argv)
+    finally:
+        interrupts.exiting() if exiting else interrupts.uninstall()
 
 
 MAX_LINE = 199  # every message line stays under 200 characters
@@ -269,7 +282,7 @@ def _error_line(exc: DreamError) -> str:
     return head + message + tail
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     """Run the command; every outcome is an exit code and short lines on stderr, never a traceback.
 
     Warnings (torch's, ...) are held back: an error prints only its one line, a success prints each warning
@@ -319,8 +332,9 @@ def _dispatch(args) -> int:
         if line:
             print(line, file=sys.stderr)
         elif not getattr(exc, "reported", False):
-            print("dreamreel: interrupted", file=sys.stderr)
-        return 130
+            print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
+                  file=sys.stderr)
+        return interrupts.exit_code(exc)
     except OSError as exc:
         if line := _partial_line(exc):
             print(line, file=sys.stderr)

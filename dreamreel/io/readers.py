@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +224,13 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Stream a video's frames as RGB uint8 HxWx3 arrays, one at a time (never extracted to disk).
 
-    ``start``/``end`` are in seconds: the frames with ``start <= timestamp < end`` (an accurate input seek,
-    so a late start does not decode from the beginning, then a trim); ``every``
+    ``start``/``end`` are in seconds: the frames with ``start <= timestamp < end`` (decoded from the first
+    frame, the ones before ``start`` dropped: a seek lands on frames some streams cannot start from); ``every``
     keeps every N-th decoded frame counting from the first one at or after ``start``; ``size`` is the
     output (w, h), resized with ``cv2.INTER_AREA``. Grayscale, odd-sized and rotated clips come out as
     displayed RGB. Frames come out as decoded, one per source frame: none duplicated or dropped for variable rates.
-    Raises :class:`VideoError` for unusable files or when the range holds no frame, ValueError for bad arguments.
+    Raises :class:`VideoError` for unusable files, when the range holds no frame, or when ffmpeg reports a decoding
+    error before a frame (the frames before it came out clean); ValueError for bad arguments.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -241,48 +243,95 @@ def iter_frames(
 
 
 def _iter_frames(path, header: _Header, start, end, every, size) -> Iterator[np.ndarray]:
-    import imageio_ffmpeg
-
-    input_params = ["-ss", f"{start:.6f}"] if start > 0 else []
-    # passthrough: one output frame per decoded frame (the image pipe would otherwise duplicate frames to a
-    # constant rate, e.g. 10x for a 10 fps GIF whose timebase is 1/100 s).
-    output_params = ["-map", f"0:{header.stream_index}", "-an", "-sn", "-dn", "-fps_mode", "passthrough"]
-    if end is not None:
-        # trim on timestamps (already shifted by the seek) keeps exactly the frames with start <= t < end;
-        # an output "-t" would round to the frame rate and sometimes keep one more.
-        output_params += ["-vf", f"trim=end={end - start:.6f}"]
-    gen = imageio_ffmpeg.read_frames(str(path), input_params=input_params, output_params=output_params)
-    n_out = 0
+    w, h = header.size
+    trim = ([f"start={start:.6f}"] if start > 0 else []) + ([f"end={end:.6f}"] if end is not None else [])
+    # Decode from the first frame and drop the frames before ``start`` on their timestamps: an input seek (-ss
+    # before -i) starts decoding at the container's sync sample before ``start``, which in a stream with periodic
+    # intra refresh or recovery points is no clean start (green and grey blocks, or no frames at all). trim keeps
+    # exactly the frames with start <= t < end; an output "-t" would round to the frame rate. passthrough: one
+    # output frame per decoded frame (a constant rate would duplicate frames, e.g. 10x for a 10 fps GIF whose
+    # timebase is 1/100 s). level+info: the log tags decoder errors "[error]".
+    cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-i", str(path),
+           "-map", f"0:{header.stream_index}", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
+           *(["-vf", "trim=" + ":".join(trim)] if trim else []), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    log = tempfile.TemporaryFile()
+    # its own session: a Ctrl-C aimed at the render must not reach ffmpeg
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    scan = _LogScan(log)
+    n_in = n_out = 0
+    nbytes = w * h * 3
     try:
-        try:
-            meta = next(gen)
-        except (OSError, RuntimeError, IndexError, AttributeError) as err:
-            raise _fail(path, "ffmpeg could not start decoding it") from err
-        w, h = meta["size"]
-        for i, raw in enumerate(_guard(gen, path)):
+        while True:
+            raw = proc.stdout.read(nbytes)
+            if not raw:
+                break
+            if len(raw) < nbytes:
+                scan.read()
+                raise _fail(path, f"decoding stopped early ({scan.last_error or 'an incomplete frame'})")
+            if n_in == 0 and (got := scan.output_size()) not in (None, (w, h)):
+                raise _fail(path, f"ffmpeg decodes it at {got[0]}x{got[1]}, not at the {w}x{h} its header gives")
+            # The decoder logs an error before it hands out the frame concerned: errors logged by now concern this
+            # frame or one decoded before it, which it may continue from. Either way this frame is suspect.
+            scan.read()
+            if scan.errors:
+                what = "decoding stopped early" if n_out else "ffmpeg reports decoding errors"
+                raise _fail(path, f"{what} ({scan.last_error})")
+            i, n_in = n_in, n_in + 1
             if i % every:
                 continue
             frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
             if size is not None and (w, h) != size:
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             else:
-                frame = frame.copy()  # writable, independent of ffmpeg's buffer
+                frame = frame.copy()  # writable, independent of the pipe's buffer
             n_out += 1
             yield frame
+        if proc.wait() != 0:
+            scan.read()
+            raise _fail(path, f"decoding stopped early ({scan.last_error or f'ffmpeg exit {proc.returncode}'})")
     finally:
-        gen.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        log.close()
     if n_out == 0:
         span = f"between {start:g}s and {'the end' if end is None else f'{end:g}s'}"
         length = f" (the video is {header.duration:.2f}s long)" if header.duration else ""
         raise _fail(path, f"no frames {span}{length}")
 
 
-def _guard(gen, path):
-    try:
-        yield from gen
-    except RuntimeError as err:
-        first = str(err).splitlines()[1:2]
-        raise _fail(path, f"decoding stopped early ({first[0] if first else 'ffmpeg error'})") from err
+_LOG_ERROR_RE = re.compile(r"^(?:\[(\w+)[^\]]*\] )?\[(?:error|fatal)\] (.*)$")
+
+
+class _LogScan:
+    """An ffmpeg log (``-loglevel level+info``) read as it grows: its error lines and the output's frame size."""
+
+    def __init__(self, f):
+        self._f, self._pos, self._rest, self._header = f, 0, "", []
+        self.errors, self.last_error = 0, None
+
+    def read(self) -> None:
+        """Read what was logged since the last call (``errors`` counts the error lines so far)."""
+        self._f.seek(self._pos)
+        chunk = self._f.read()
+        self._pos += len(chunk)
+        lines = (self._rest + chunk.decode("utf-8", "replace")).split("\n")
+        self._rest = lines.pop()  # an unfinished line waits for the next read
+        for line in lines:
+            if m := _LOG_ERROR_RE.match(line.strip()):
+                self.errors += 1
+                self.last_error = f"{m.group(1)}: {m.group(2).strip()}" if m.group(1) else m.group(2).strip()
+            elif len(self._header) < 400:
+                self._header.append(line)
+
+    def output_size(self) -> tuple[int, int] | None:
+        self.read()
+        out = [i for i, line in enumerate(self._header) if "Output #0" in line]
+        for line in self._header[out[0]:] if out else []:
+            if " Video: " in line and (m := _SIZE_RE.search(line)):
+                return int(m.group(1)), int(m.group(2))
+        return None
 
 
 def is_video_path(path) -> bool:

@@ -50,7 +50,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames"]
+__all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output", "remove_output", "has_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +351,96 @@ def read_frames(path) -> Iterator[np.ndarray]:
                 yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
         finally:
             gen.close()
+
+
+def count_frames(path, *, check: bool = False) -> int:
+    """Frames in an MP4, GIF or PNG folder written here.
+
+    Without ``check`` a cheap count (MP4 packets, GIF frames, frame files). With ``check`` every frame is
+    decoded and a file ffmpeg or Pillow reports damaged (truncated, overwritten) raises ValueError, as does a
+    folder whose frames are not numbered 0..n-1 without gaps.
+    """
+    kind, p = kind_for(path), Path(path)
+    if kind == "frames":
+        files = _frame_files(p)
+        if sorted(files) != list(range(len(files))):
+            gap = min(set(range(len(files))) - set(files))
+            raise ValueError(f"{_FRAME_NAME.format(gap)} is missing from {os.fspath(p)!r}")
+        if check:
+            from PIL import Image
+
+            for idx, f in sorted(files.items()):
+                try:
+                    with Image.open(f) as im:
+                        im.verify()
+                except Exception as err:
+                    raise ValueError(f"{os.fspath(f)!r} is damaged") from None
+        return len(files)
+    if not p.is_file():
+        raise ValueError(f"{os.fspath(p)!r} is missing")
+    if kind == "gif":
+        from PIL import Image, ImageSequence
+
+        try:
+            with Image.open(p) as im:
+                if im.format != "GIF":
+                    raise ValueError(f"it is {im.format}, not a GIF")
+                if not check:
+                    return getattr(im, "n_frames", 1)
+                n = 0
+                for fr in ImageSequence.Iterator(im):
+                    fr.load()
+                    n += 1
+                return n
+        except Exception as err:
+            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
+    if not check:
+        try:
+            return _count_frames(p)
+        except RuntimeError as err:
+            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
+    proc = subprocess.run(
+        [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
+         "-i", os.fspath(p), "-map", "0:v:0", "-f", "null", "-"],
+        stdin=subprocess.DEVNULL, capture_output=True, **_popen_isolation(),
+    )
+    counts = re.findall(rb"^frame=\s*(\d+)", proc.stdout, flags=re.M)
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    if proc.returncode != 0 or not counts or err:
+        raise ValueError(f"{os.fspath(p)!r} is damaged")
+    return int(counts[-1])
+
+
+def has_frames(folder) -> bool:
+    """Whether ``folder`` holds any ``frame_NNNNNN.png`` written here."""
+    return bool(_frame_files(Path(folder)))
+
+
+def remove_output(path) -> None:
+    """Remove a file or a folder (and what is in it); nothing happens when it is not there."""
+    _remove(Path(path))
+
+
+def move_output(src, dest) -> None:
+    """Move a finished output (file or PNG folder) from ``src`` onto ``dest``, replacing what is there.
+
+    A file is replaced atomically. A folder is renamed when ``dest`` has nothing in it; otherwise each frame is
+    replaced atomically, the frames ``src`` lacks are removed, and ``src`` goes.
+    """
+    src, dest = Path(src), Path(dest)
+    if not src.is_dir():
+        os.replace(src, dest)
+        return
+    if not dest.exists() or (dest.is_dir() and not any(dest.iterdir())):
+        os.replace(src, dest)
+        return
+    new = _frame_files(src)
+    for idx, f in sorted(new.items()):
+        os.replace(f, dest / f.name)
+    for idx, f in _frame_files(dest).items():
+        if idx not in new:
+            f.unlink()
+    shutil.rmtree(src, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- sinks

@@ -298,6 +298,9 @@ class ClipStart:
     def checkpoint_image(self) -> np.ndarray:
         return np.concatenate([self.prev_dream, self.prev_src], axis=1)
 
+    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source, side by side
+        return (self.clip.size[1], 2 * self.clip.size[0], 3)
+
     resumable = True
 
     def wrap_writer(self, writer):

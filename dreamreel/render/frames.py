@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from ..engine import DreamResult, DreamSettings
-from ..errors import DreamError, short_path
+from ..errors import DreamError
 from ..io.images import atomic_path, to_uint8
+from .. import interrupts
 from . import runtime
 from .runtime import Engine
 
@@ -50,6 +51,7 @@ class FrameStrategy(Protocol):
     def start(self, k: int, engine: Engine) -> FrameStart: ...
     def done(self, k: int, frame: np.ndarray, result: DreamResult, prepare_s: float, dream_s: float) -> dict: ...
     def checkpoint_image(self) -> np.ndarray: ...
+    def checkpoint_shape(self) -> tuple[int, int, int]: ...  # what checkpoint_image's shape must be
     def wrap_writer(self, writer): ...  # the writer the frames go to (zoom --loop reorders them)
 
     resumable: bool  # False: an interrupted render keeps nothing and cannot --resume (zoom --loop)
@@ -60,10 +62,19 @@ class Partial:
     """What an interrupted or failed render kept on disk (attached to the exception as ``exc.partial``)."""
 
     output: Path
-    frames: int  # frames in the output now
+    frames: int  # frames kept, in ``location``
     total: int
     new: int  # frames this run added
     note: str | None = None  # why the finished frames could not be kept
+    location: Path | None = None  # where they are: ``output``, or the checkpoint's partial beside a finished output
+
+    def kept_line(self) -> str:
+        """"OUT holds N of T frames", or where the frames are when a finished OUT was left as it was."""
+        if self.location is None or self.location == self.output:
+            return f"{self.output} holds {self.frames} of {self.total} frames"
+        where = self.location.relative_to(self.output.parent) if self.location.is_relative_to(self.output.parent) \
+            else self.location
+        return f"{self.output} is unchanged; the new render's {self.frames} of {self.total} frames are in {where}"
 
 
 @dataclass
@@ -113,53 +124,92 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     """Dream ``strategy``'s frames into ``output`` (streamed, atomic), resumable, and write its sidecar.
 
     ``key``: the settings' fingerprint (a checkpoint of other settings is refused). ``sidecar(state)`` builds
-    the sidecar's content from a :class:`RunState`. On Ctrl-C or an error the finished frames stay a playable
-    file plus a checkpoint for ``resume=True``; the exception carries a :class:`Partial`.
+    the sidecar's content from a :class:`RunState`. On Ctrl-C, SIGTERM or an error the finished frames stay a
+    playable file plus a checkpoint for ``resume=True``; the exception carries a :class:`Partial`. The file is
+    ``output`` itself unless ``output`` holds a finished render (or anything else that is not this render's
+    partial): that one, and its sidecar, stay until the new render is complete, and the frames wait in the
+    checkpoint folder. The frame counts reported are the frames in the files.
     """
     from ..io.sidecar import write_sidecar
-    from ..io.writer import open_writer
+    from ..io.writer import count_frames, move_output, open_writer
 
     checkpoint = Checkpoint(output)
-    start, last, records, finished = checkpoint.begin(resume, output, key)
+    had_dir = checkpoint.dir.exists()
+    made = [d for d in (output.parent, *output.parent.parents) if not d.exists()]  # what the writer will create
+    start, last, records, finished, target = checkpoint.begin(resume, output, key, strategy.checkpoint_shape())
     if finished is not None:
         return FramesResult(output, finished.get("frames", 0), finished.get("fps", fps), 0.0, finished,
                             already_complete=True)
     if last is not None:
         strategy.restore(last, checkpoint.state)
-    engine = engine_factory()
-    state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
-    appended, writer = start, None
+    appended, writer, state, image, extra = start, None, None, last, checkpoint.state
     try:
-        writer = strategy.wrap_writer(open_writer(output, fps=fps, crf=crf, audio_from=audio_from, append=start > 0))
+        engine = engine_factory()
+        state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
+        writer = strategy.wrap_writer(open_writer(target, fps=fps, crf=crf, audio_from=audio_from, append=start > 0))
         for k, frame, record in dream_frames(strategy, engine, start=start, recorders=recorders,
                                              show_progress=show_progress):
-            writer.append(frame)
-            appended = k + 1
-            records.append(record)
-        writer.close()
+            with interrupts.held():  # a signal lands before or after this: count, records and image match the file
+                writer.append(frame)
+                records.append(record)
+                appended, image, extra = k + 1, strategy.checkpoint_image(), strategy.checkpoint_state()
+        with interrupts.finishing():
+            writer.close()
     except BaseException as exc:
-        new, note = appended - start, None
-        if not strategy.resumable:  # its frames were held back (a --loop is written at its end): nothing to keep
-            new, appended, note = 0, 0, f"a --loop render keeps no partial output: nothing was written to {output}"
-        if writer is not None:
-            if new > 0:  # keep the finished frames as a playable file
-                try:
-                    writer.close()
-                except Exception as err:
-                    writer.abort()
-                    note, new = f"could not finish {output}: {err}", 0
-            else:
-                writer.abort()
-        if new > 0:
-            checkpoint.save(key, appended, strategy.checkpoint_image(), records, strategy.checkpoint_state())
-        exc.partial = Partial(output, appended, strategy.total, new, note)
+        with interrupts.finishing():  # a second Ctrl-C must not cut this short
+            exc.partial = _keep(writer, checkpoint, strategy, key, output, target, start, appended, image, extra,
+                                records, had_dir, made)
         raise
-    checkpoint.remove()
-    state.frames = appended = getattr(writer, "written", appended)  # a --loop writer wrote fewer than it was given
-    state.seconds = time.perf_counter() - state.t_start
-    data = sidecar(state)
-    write_sidecar(output, data)
-    return FramesResult(output, appended, fps, state.seconds, data, stopped_early=data.get("stopped_early"))
+    with interrupts.finishing():
+        frames, expected = count_frames(target), getattr(writer, "written", appended)  # a --loop writes fewer
+        if frames != expected:
+            raise DreamError(f"{target} holds {frames} frames, not the {expected} rendered", "render it again")
+        if target != output:
+            move_output(target, output)  # the new render is complete: now it replaces the old output
+        checkpoint.remove()
+        state.frames = frames
+        state.seconds = time.perf_counter() - state.t_start
+        data = sidecar(state)
+        write_sidecar(output, data)
+    return FramesResult(output, frames, fps, state.seconds, data, stopped_early=data.get("stopped_early"))
+
+
+def _keep(writer, checkpoint: "Checkpoint", strategy: FrameStrategy, key: str, output: Path, target: Path, start: int,
+          appended: int, image: np.ndarray | None, extra: dict, records: list[dict], had_dir: bool,
+          made: list[Path]) -> "Partial":
+    """After an interruption or error: finish the frames done as a playable file, checkpoint them, say where."""
+    new, note = appended - start, None
+    if not strategy.resumable:  # its frames were held back (a --loop is written at its end): keep nothing
+        new, note = 0, f"a --loop render keeps no partial output: nothing was written to {output}"
+    if writer is not None:
+        if new > 0:
+            try:
+                writer.close()
+            except Exception as err:
+                writer.abort()
+                note, new = f"could not keep the {new} new frames of {output} ({_first_line(err)})", 0
+        else:
+            writer.abort()
+    kept = start + new
+    if new > 0:
+        try:
+            checkpoint.save(key, appended, image, records[:appended], extra, in_checkpoint=target != output)
+        except Exception as err:
+            note = f"{target} holds {kept} frames, but its checkpoint could not be saved ({_first_line(err)})"
+    elif kept == 0:  # nothing to keep: remove the folders made for it
+        for d in ([] if had_dir else [checkpoint.dir]) + made:
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break
+    return Partial(output, kept, strategy.total, new, note, target)
+
+
+def _first_line(err) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(err).__name__)[:120]
 
 
 @dataclass
@@ -180,76 +230,134 @@ class RunState:
 
 
 class Checkpoint:
-    """What an interrupted render needs to continue exactly: frames done, the last frame, per-frame records."""
+    """What an interrupted render needs to continue exactly: frames done, the last frame, per-frame records.
+
+    ``.OUT.resume/`` beside the output holds ``state.json`` and ``last.png``; when the output path held a
+    finished render, the interrupted render's frames too (``partial.mp4``, ``partial.gif`` or ``partial/``).
+    """
 
     def __init__(self, output: Path):
+        self.output = output
         self.dir = output.parent / f".{output.name}.resume"
         self.state: dict = {}  # the loaded state.json
 
     def exists(self) -> bool:
         return (self.dir / "state.json").is_file()
 
-    def save(self, fingerprint: str, frames_done: int, last_frame: np.ndarray, records: list[dict], extra: dict | None = None) -> None:
+    def partial_path(self) -> Path:
+        from ..io.writer import kind_for
+
+        kind = kind_for(self.output)
+        return self.dir / ("partial" if kind == "frames" else f"partial.{kind}")
+
+    def save(self, fingerprint: str, frames_done: int, last_frame: np.ndarray, records: list[dict],
+             extra: dict | None = None, *, in_checkpoint: bool = False) -> None:
         import imageio.v3 as iio
 
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / "last.png") as tmp:
             iio.imwrite(tmp, last_frame)
-        state = {"fingerprint": fingerprint, "frames_done": frames_done, "records": records, **(extra or {})}
+        state = {"fingerprint": fingerprint, "frames_done": frames_done, "records": records,
+                 "partial": "checkpoint" if in_checkpoint else "output", **(extra or {})}
         with atomic_path(self.dir / "state.json") as tmp:
             tmp.write_text(json.dumps(state))
 
-    def load(self, fingerprint: str) -> tuple[int, np.ndarray, list[dict], dict]:
+    def _state(self) -> dict | None:
+        try:
+            state = json.loads((self.dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def load(self, fingerprint: str, shape: tuple[int, ...] | None = None) -> tuple[int, np.ndarray, list[dict], dict]:
+        """(frames done, last frame, records, state), each checked: a damaged or foreign checkpoint is a DreamError."""
         import imageio.v3 as iio
 
-        state = self._read_state()
-        if state.get("fingerprint") != fingerprint:
+        again = "drop --resume to start over"
+        state = self._state()
+        done = state.get("frames_done") if state else None
+        records = state.get("records") if state else None
+        if (state is None or not isinstance(state.get("fingerprint"), str) or type(done) is not int or done < 1
+                or not isinstance(records, list) or len(records) != done or not all(isinstance(r, dict) for r in records)
+                or state.get("partial", "output") not in ("output", "checkpoint")):
+            raise DreamError(f"cannot --resume: the checkpoint {str(self.dir / 'state.json')!r} is damaged", again)
+        if state["fingerprint"] != fingerprint:
             raise DreamError(
                 "cannot --resume: the interrupted render used other settings",
                 "rerun with the same input and options, or drop --resume to start over",
             )
         try:
             last = iio.imread(self.dir / "last.png")
-        except Exception:  # noqa: BLE001 - any reader error: the checkpoint's image is not usable
-            last = None
-        if not (isinstance(last, np.ndarray) and last.ndim == 3 and last.shape[-1] == 3 and last.dtype == np.uint8):
-            raise DreamError(f"cannot --resume: the checkpoint image in {short_path(self.dir)} is not readable",
-                             f"remove {short_path(self.dir)} and drop --resume to start over")
+        except Exception:
+            raise DreamError(f"cannot --resume: the checkpoint image {str(self.dir / 'last.png')!r} is unreadable",
+                             again) from None
+        if shape is not None and (last.dtype != np.uint8 or last.shape != tuple(shape)):
+            got = "x".join(str(n) for n in last.shape)
+            want = "x".join(str(n) for n in shape)
+            raise DreamError(f"cannot --resume: the checkpoint image is {got} {last.dtype}, not the {want} uint8 "
+                             "this render continues from", again)
         self.state = state
-        return state["frames_done"], last, state["records"], state
+        return done, last, records, state
 
-    def _read_state(self) -> dict:
-        """state.json, checked for the shape ``save`` writes; garbage or another shape is a one-line DreamError."""
-        hint = f"remove {short_path(self.dir)} and drop --resume to start over"
-        try:
-            state = json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is unreadable "
-                             f"({type(exc).__name__})", hint) from None
-        ok = (isinstance(state, dict) and isinstance(state.get("fingerprint"), str)
-              and isinstance(state.get("frames_done"), int) and not isinstance(state["frames_done"], bool)
-              and state["frames_done"] >= 0 and isinstance(state.get("records"), list)
-              and all(isinstance(r, dict) for r in state["records"]))
-        if not ok:
-            raise DreamError(f"cannot --resume: the checkpoint in {short_path(self.dir)} is not one dreamreel wrote", hint)
-        return state
+    def begin(self, resume: bool, output: Path, key: str, shape: tuple[int, ...] | None = None):
+        """Where a render starts: (frames done, last frame, records, finished sidecar or None, where frames go).
 
-    def begin(self, resume: bool, output: Path, key: str) -> tuple[int, np.ndarray | None, list[dict], dict | None]:
-        """Where a render starts: (frames done, last frame, records, None), or the finished render's sidecar as the last item."""
+        A resumed render continues its partial after checking that it holds the checkpoint's frames. A new one
+        writes its frames to ``output`` unless ``output`` holds something other than this render's partial.
+        """
+        from ..io.writer import count_frames
+
         if resume and self.exists():
-            start, last, records, _ = self.load(key)
-            return start, last, records, None
+            start, last, records, state = self.load(key, shape)
+            target = self.partial_path() if state.get("partial") == "checkpoint" else output
+            again = "drop --resume to start over"
+            try:
+                n = count_frames(target, check=True)
+            except ValueError as err:
+                raise DreamError(f"cannot --resume: the partial output {err}", again) from None
+            if n != start:
+                raise DreamError(f"cannot --resume: {str(target)!r} holds {n} frames, the checkpoint recorded {start}",
+                                 again)
+            return start, last, records, None, target
         if resume and output.exists():
             done = finished_render(output, key)
             if done is not None:
-                return 0, None, [], done
+                try:
+                    n = count_frames(output)
+                except ValueError as err:
+                    raise DreamError(f"cannot --resume: {err}", "drop --resume to start over") from None
+                if n != done.get("frames"):
+                    raise DreamError(f"cannot --resume: {str(output)!r} holds {n} frames, its sidecar says "
+                                     f"{done.get('frames')}", "drop --resume to start over")
+                return 0, None, [], done, output
             raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
-                             "drop --resume to render it again")
-        return 0, None, [], None
+                             "drop --resume to start over")
+        return 0, None, [], None, (self.partial_path() if self._keep_output() else output)
+
+    def _keep_output(self) -> bool:
+        """Whether ``output`` holds something a new render must not replace before it is complete: anything but
+        this render's own partial (as the checkpoint recorded it)."""
+        from ..io.writer import count_frames, has_frames, kind_for
+
+        out = self.output
+        if kind_for(out) == "frames":
+            if not has_frames(out):
+                return False
+        elif not (out.exists() or out.is_symlink()):
+            return False
+        state = self._state()
+        if state is None or state.get("partial", "output") != "output":
+            return True
+        try:
+            return count_frames(out) != state.get("frames_done")
+        except ValueError:
+            return True
 
     def remove(self) -> None:
-        for p in (self.dir / "state.json", self.dir / "last.png"):
-            p.unlink(missing_ok=True)
+        from ..io.writer import remove_output
+
+        for p in (self.dir / "state.json", self.dir / "last.png", self.partial_path()):
+            remove_output(p)
         if self.dir.is_dir():
             try:
                 self.dir.rmdir()

@@ -143,6 +143,9 @@ class ZoomStart:
     def checkpoint_image(self) -> np.ndarray:
         return self.last
 
+    def checkpoint_shape(self) -> tuple[int, int, int]:
+        return (self.size[1], self.size[0], 3)
+
 
 def zoom_frames(plan: DreamPlan, source: Source, job: ZoomJob, *, engine: Engine | None = None,
                 recorders: Sequence = (), show_progress: bool = False, image=None) -> Iterator[np.ndarray]:
@@ -174,7 +177,7 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
             "command": "zoom",
             "input": source.label,
             "output": str(output),
-            "frames": job.frames,
+            "frames": state.frames,
             "fps": job.fps,
             "parameters": plan.to_json(),
             "model": engine.spec.name,
