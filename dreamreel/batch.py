@@ -37,9 +37,13 @@ class Item:
     status: str = "pending"  # pending | done | failed
     reason: str | None = None
     seconds: float | None = None
+    node: str | None = None  # --ray: the node that dreamt it (left out of the manifest without Ray)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["node"] is None:
+            data.pop("node")
+        return data
 
 
 # ---------------------------------------------------------------- inputs

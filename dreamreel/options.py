@@ -115,6 +115,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _gpus(text: str) -> float:
+    v = _positive_float(text)
+    if v > 1 and v != int(v) or v == float("inf"):
+        raise ValueError("a fraction <= 1, or a whole number")
+    return v
+
+
 def _ranged_float(lo: float, hi: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         v = float(text)
@@ -278,6 +285,11 @@ OPTIONS: list[Option] = [
     Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
     # batch
     Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
+    # batch --ray (distributed.py)
+    Option("cpus_per_item", _positive_int, None, "CPUs (= torch threads) each Ray worker claims [default: the torch "
+           "threads of a run without --ray, so the outputs are identical to it]", "N", group="batch"),
+    Option("gpus_per_item", _gpus, None, "GPUs each Ray worker claims; fractions pack several on one GPU (0.5: two "
+           "per GPU) [default: 1 when the cluster has GPUs]", "G", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
 DREAM_KEYS = tuple(o.key for o in OPTIONS if o.group == "dream")
