@@ -1,4 +1,4 @@
-"""Options: one table of every command's options (dream, zoom, video, output, recording, batch) and their parsers.
+"""Options: one table of every command's options (dream, zoom, video, segments, output, recording, batch) and their parsers.
 
 A value comes from an explicit flag or keyword, else the preset, else the command's default, else the
 table's. Flags, presets, timelines and Python keywords all go through :func:`parse_value`, the one place
@@ -174,7 +174,7 @@ def _flow(text: str) -> str:
 @dataclass(frozen=True)
 class Option:
     """One option of any command: its flag (``--`` + key with ``-``), parser (the one place its values are
-    checked), default, help, and group: dream, zoom, video, output, recording or batch."""
+    checked), default, help, and group: dream, zoom, video, segments, output, recording or batch."""
 
     key: str
     parse: Callable[[str], Any]
@@ -273,6 +273,11 @@ OPTIONS: list[Option] = [
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    # video --segments (render/segments.py)
+    Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
+           "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
+    Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
+           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments"),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording

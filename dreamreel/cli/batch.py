@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import Manifest, Runner, input_key, assign_outputs, expand_inputs, run_parallel
+from ..batch import BatchOnRay, Manifest, Runner, input_key, assign_outputs, expand_inputs, run_parallel
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -128,7 +128,7 @@ def cmd_batch(args) -> int:
 
 
 def ray_batch(args, jobs: int, values: dict):
-    """``--ray``, ``--cpus-per-item``, ``--gpus-per-item`` as a ``distributed.BatchOnRay`` (None without --ray)."""
+    """``--ray``, ``--cpus-per-item``, ``--gpus-per-item`` as a ``batch.BatchOnRay`` (None without --ray)."""
     from ..options import parse_value
 
     given_values = {k: parse_value(k, v, "--" + k.replace("_", "-")) for k, v in values.items() if v is not None}
@@ -136,8 +136,6 @@ def ray_batch(args, jobs: int, values: dict):
         if given_values:
             raise DreamError(f"--{next(iter(given_values)).replace('_', '-')} needs --ray")
         return None
-    from ..distributed import BatchOnRay
-
     return BatchOnRay.create(args.ray, cpus_per_item=given_values.get("cpus_per_item"),
                              gpus_per_item=given_values.get("gpus_per_item"), jobs=jobs)
 
