@@ -1,5 +1,5 @@
 # make demo: build .venv if missing, install, render the main job's output with the embedded model.
-# make test: build .venv, install with the test extra, run the test suite.
+# make test: build .venv, install with the test extra (which brings ray for the cluster tests), run the test suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -240,19 +240,28 @@ def clip(video, *, preset: str | None = None, show_progress: bool = False, **opt
     from .render.clip import clip_frames
 
     p = prepare_clip(video, preset=preset, **options)
+    if p.values["segments"] is not None:
+        raise DreamError("segments= joins its segments into a file: use write_clip")
     return clip_frames(p.plan, p.source, p.job, show_progress=show_progress)
 
 
 def write_clip(video, output, *, preset: str | None = None, resume: bool = False, show_progress: bool = False,
-               prepared: Prepared | None = None, engine=None, **options):
+               prepared: Prepared | None = None, engine=None, ray: str | None = None, **options):
     """Dream a video into ``output`` (.mp4 keeps the source's audio; .gif; a folder/) and its sidecar; ``overlay=``
-    records too. Returns a ``render.frames.FramesResult``."""
+    records too. ``segments=N`` (``segment_overlap=K``) dreams it as N segments in parallel, in worker processes or
+    on the Ray cluster at ``ray`` ("" for RAY_ADDRESS or a fresh local one). Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
     from .render.recorders import frame_recorders, recording
     from .render.runtime import check_outputs, check_video_output, folder_output
+    from .render.segments import check_segments, render_segmented
 
     output_text, output = output, check_video_output(output)
     p = prepared or prepare_clip(video, preset=preset, **options)
+    segments = check_segments(p.values, output, resume=resume, ray=ray)
+    if segments is not None:
+        check_outputs(p.inputs, [output], sidecars=[output])
+        return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
+                                overlap=segments[1], ray_address=ray, show_progress=show_progress)
     overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
     check_outputs(p.inputs, [output, overlay], sidecars=[output])
     recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)

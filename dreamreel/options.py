@@ -1,4 +1,4 @@
-"""Options: one table of every command's options (dream, zoom, video, output, recording, batch) and their parsers.
+"""Options: one table of every command's options (dream, zoom, video, segments, output, recording, batch) and their parsers.
 
 A value comes from an explicit flag or keyword, else the preset, else the command's default, else the
 table's. Flags, presets, timelines and Python keywords all go through :func:`parse_value`, the one place
@@ -122,6 +122,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _gpus(text: str) -> float:
+    v = _positive_float(text)
+    if v > 1 and v != int(v) or v == float("inf"):
+        raise ValueError("a fraction <= 1, or a whole number")
+    return v
+
+
 def _ranged_float(lo: float, hi: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         v = float(text)
@@ -174,7 +181,7 @@ def _flow(text: str) -> str:
 @dataclass(frozen=True)
 class Option:
     """One option of any command: its flag (``--`` + key with ``-``), parser (the one place its values are
-    checked), default, help, and group: dream, zoom, video, output, recording or batch."""
+    checked), default, help, and group: dream, zoom, video, segments, output, recording or batch."""
 
     key: str
     parse: Callable[[str], Any]
@@ -273,6 +280,11 @@ OPTIONS: list[Option] = [
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    # video --segments (render/segments.py)
+    Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
+           "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
+    Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
+           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments"),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
@@ -285,6 +297,11 @@ OPTIONS: list[Option] = [
     Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
     # batch
     Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
+    # batch --ray (distributed.py)
+    Option("cpus_per_item", _positive_int, None, "CPUs (= torch threads) each Ray worker claims [default: the torch "
+           "threads of a run without --ray, so the outputs are identical to it]", "N", group="batch"),
+    Option("gpus_per_item", _gpus, None, "GPUs each Ray worker claims; fractions pack several on one GPU (0.5: two "
+           "per GPU) [default: 1 when the cluster has GPUs]", "G", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
 
@@ -357,6 +374,10 @@ LIMITS: dict[str, Limit] = {
     "tile_overlap": Limit(0, MAX_SIDE, unit="px"),
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
+    "segments": Limit(1, 1024),
+    "segment_overlap": Limit(0, 1000),
+    "cpus_per_item": Limit(1, 1024),
+    "gpus_per_item": Limit(0, 64, above=True),
 }
 #: The weight in NAME@WEIGHT / CLASS@WEIGHT.
 WEIGHT_LIMIT = Limit(-1000, 1000)

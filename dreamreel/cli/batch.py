@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import Manifest, Runner, own_name, assign_outputs, expand_inputs, input_key, run_parallel
+from ..batch import BatchOnRay, Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -32,8 +32,9 @@ def cmd_batch(args) -> int:
     jobs = parse_value("jobs", args.jobs, "--jobs")
     options = {**given(args), "preset": args.preset}
     options.pop("jobs", None)
+    ray_values = {k: options.pop(k, None) for k in ("cpus_per_item", "gpus_per_item")}  # --ray: not dream options
     cores = os.cpu_count() or 1
-    if jobs > 1:  # before the plans: they refuse a device that is absent, and this conflict is the user's to fix
+    if jobs > 1 and args.ray is None:  # before the plans: they refuse an absent device; this conflict is the user's
         values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, args.preset)
         device = pick_device(values["device"])
         if device.type != "cpu":
@@ -44,6 +45,7 @@ def cmd_batch(args) -> int:
             jobs = cores
     job, video_plan, still_plan = prepare_plans(options)  # validates every option now
     check_flow_method(job.flow)
+    on_ray = ray_batch(args, jobs, ray_values)  # --ray: checked (and Ray imported) before anything is written
     notes: list[str] = []
     items = expand_inputs(args.inputs, notes)
     previous = Manifest.read(out_dir) if args.resume else {}
@@ -62,7 +64,7 @@ def cmd_batch(args) -> int:
             old = previous.get(input_key(it.input))
             if (it.kind and old and old.get("status") == "done" and Path(it.output).exists()
                     and own_name(old.get("output"), it.input, it.kind, out_dir) == Path(it.output).name):
-                it.status, it.seconds = "done", old.get("seconds")
+                it.status, it.seconds, it.node = "done", old.get("seconds"), old.get("node")
                 skip.add(i)
     todo = [i for i, it in enumerate(items) if it.kind and i not in skip]
     if args.dry_run:
@@ -71,8 +73,12 @@ def cmd_batch(args) -> int:
             print(f"{it.kind or '-':6s} {it.input}  ->  {it.output or it.reason}  ({state})")
         print(f"{len(todo)} to dream into {out_dir}/, {len(skip)} already done, "
               f"{sum(1 for it in items if it.status == 'failed')} cannot be used; "
-              f"{jobs} worker{'s' * (jobs > 1)}")
+              + ("on Ray" if on_ray is not None else f"{jobs} worker{'s' * (jobs > 1)}"))
         return 0
+    if on_ray is not None and todo:  # a cluster that cannot be reached is exit 2, nothing written
+        on_ray.connect()
+        for note in on_ray.notes:
+            print(f"dreamreel: {note}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out_dir, items, {k: v for k, v in options.items() if v is not None}, notes)
     for it in items:
@@ -85,6 +91,7 @@ def cmd_batch(args) -> int:
     def record(i: int, res: dict) -> None:
         it = items[i]
         it.status, it.reason, it.seconds = res["status"], res["reason"], res["seconds"]
+        it.node = res.get("node")
         manifest.write()
         if it.status == "failed":
             tqdm.write(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
@@ -92,7 +99,10 @@ def cmd_batch(args) -> int:
             bar.update(1)
 
     try:
-        if jobs == 1:
+        if on_ray is not None:  # the driver publishes each result, then record()s it
+            if todo:
+                on_ray.run(todo, items, options, record)
+        elif jobs == 1:
             runner = Runner(options) if todo else None
             for i in todo:
                 bar.set_postfix_str(Path(items[i].input).name)
@@ -120,6 +130,18 @@ def cmd_batch(args) -> int:
     return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
 
 
+def ray_batch(args, jobs: int, values: dict):
+    """``--ray``, ``--cpus-per-item``, ``--gpus-per-item`` as a ``batch.BatchOnRay`` (None without --ray)."""
+    from ..options import parse_value
+
+    given_values = {k: parse_value(k, v, "--" + k.replace("_", "-")) for k, v in values.items() if v is not None}
+    if args.ray is None:
+        if given_values:
+            raise DreamError(f"--{next(iter(given_values)).replace('_', '-')} needs --ray")
+        return None
+    return BatchOnRay.create(args.ray, cpus_per_item=given_values.get("cpus_per_item"),
+                             gpus_per_item=given_values.get("gpus_per_item"), jobs=jobs)
+
 
 def register(sub) -> argparse.ArgumentParser:
     """Add the ``batch`` subcommand to the CLI's subparsers."""
@@ -144,6 +166,13 @@ def register(sub) -> argparse.ArgumentParser:
                         "a time, and N models would split its memory). Small items cannot keep several cores busy "
                         "from one process: on a shared 2-core machine, 16 stills at 96 px took 16 s with --jobs 2 "
                         "and 67-220 s with --jobs 1 [default: 1]")
+    g = p.add_argument_group("Ray (pip install 'dreamreel[ray]')")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the items on a Ray cluster: ADDRESS (e.g. 10.0.0.5:6379), else the one RAY_ADDRESS "
+                        "names, else a fresh local one. Workers load the model once, get inputs through Ray's "
+                        "object store and send back the output and sidecar, which this process publishes; a worker "
+                        "that dies is restarted and its item retried. Put --ray after the inputs (or --ray=ADDRESS)")
+    add_options(p, {"batch": ("cpus_per_item", "gpus_per_item")}, titles={"batch": "Ray workers (with --ray)"})
     add_options(p, {"video": None, "output": None, "dream": None},
                 titles={"video": f"videos (each frame: --octaves 1 --steps {VIDEO_DEFAULTS['steps'][0]} --lr "
                                  f"{VIDEO_DEFAULTS['lr'][0][0]:g}, or --steps 3 with --flow none, unless given)"})

@@ -118,6 +118,9 @@ def cmd_video(args) -> int:
     output = check_video_output(args.output)
     source = Path(args.input)
     p = api.prepare_clip(source, preset=args.preset, **given(args))
+    from ..render.segments import check_segments
+
+    segments = check_segments(p.values, output, resume=args.resume, ray=args.ray)
     if args.dry_run:
         _check_outputs(p, output)
         info, clip, job = p.clip.info, p.clip, p.job
@@ -128,17 +131,23 @@ def cmd_video(args) -> int:
               f"{clip.size[0]}x{clip.size[1]}")
         carry = "none (every frame on its own)" if job.flow == "none" else f"{p.raft or job.flow}, blend {job.blend:g}"
         print(f"flow       {carry}")
+        if segments is not None:
+            where = "on Ray" if args.ray is not None else "in worker processes"
+            print(f"segments   {segments[0]}, each {segments[1]} frames early, cross-faded at the seams; {where}")
         print("each frame:")
         print_plan(p.plan, p.settings)
         return 0
-    result = api.write_clip(source, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p)
+    result = api.write_clip(source, args.output, resume=args.resume, show_progress=not args.quiet, prepared=p,
+                            ray=args.ray)
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
     if result.stopped_early:
         print(f"dreamreel: warning: {result.stopped_early}; {output} has the {result.frames} frames before it", file=sys.stderr)
     audio = ", audio kept" if result.sidecar["audio"] else ""
-    print(f"wrote {output}: {result.frames} frames at {result.fps:.4g} fps{audio} ({result.seconds:.1f} s)", file=sys.stderr)
+    parts = f", {len(result.sidecar['segments'])} segments" if "segments" in result.sidecar else ""
+    print(f"wrote {output}: {result.frames} frames at {result.fps:.4g} fps{audio}{parts} ({result.seconds:.1f} s)",
+          file=sys.stderr)
     return 0
 
 
@@ -213,8 +222,11 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature")},
-                defaults=VIDEO_DEFAULTS)
+    add_options(p, {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
+                    "segments": None}, defaults=VIDEO_DEFAULTS)
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the --segments on a Ray cluster (ADDRESS, RAY_ADDRESS, or a fresh local one); "
+                        "pip install 'dreamreel[ray]'")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
 

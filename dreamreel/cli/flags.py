@@ -8,7 +8,8 @@ from typing import Any
 from ..options import OPTIONS
 
 GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
-                "recording": "recording", "batch": "batch"}
+                "recording": "recording", "batch": "batch",
+                "segments": "segments (one long clip, in parallel)"}
 
 
 def _default_text(o) -> str:

@@ -190,7 +190,7 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
     return ClipPlan(info, size, info.fps / job.every, frames, exact)
 
 
-def _audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
+def audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
     """The source's first audio track from ``start`` (stream copy into Matroska, which takes any codec)."""
     import imageio_ffmpeg
 
@@ -275,7 +275,7 @@ class ClipStart:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
             detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
             self._carried, self._visible = True, float(mask.mean())
-        self._passes = self.warmup if self.carry and k == 0 else 1
+        self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
@@ -351,7 +351,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     try:
         audio = None
         if kind == "mp4" and info.has_audio:
-            audio = input_path if job.start == 0 else _audio_segment(input_path, job.start, job.end, tmpdir)
+            audio = input_path if job.start == 0 else audio_segment(input_path, job.start, job.end, tmpdir)
 
         def sidecar(state) -> dict:
             engine = state.engine
