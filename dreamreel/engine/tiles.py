@@ -18,7 +18,10 @@ no whole-image class probability is reported).
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from ..errors import DreamError
 
@@ -108,3 +111,168 @@ def tiled_evaluate(dreamer, x: torch.Tensor, tile: int, overlap: int):
             v, _ = dreamer.evaluate(x[..., y0 : y0 + tile, x0 : x0 + tile])
             value = value + v
     return value, {}
+
+
+# ---------------------------------------------------------------- the memory-lean tiled step
+#
+# A tiled dream's step works on the image strip by strip, so that besides the image ``x`` and its gradient
+# only strip-sized scratch exists (benchmarks/tiles.py measures it). The strips are bands of whole rows: every
+# operation of the step is per pixel, or (lapnorm's upsampling, the Gaussian blur) needs a few rows around it.
+
+STRIP_ELEMENTS = 1 << 20  # elements per channel of one strip's scratch (4 MiB float32): 45 rows at 8K
+
+
+def strip_rows(shape, halo: int = 0) -> int:
+    n, c, _, w = shape
+    return max(2 * halo + 1, 16, STRIP_ELEMENTS // max(1, n * w))
+
+
+def strips(h: int, rows: int):
+    for a in range(0, h, rows):
+        yield a, min(h, a + rows)
+
+
+def float_rows(source: torch.Tensor, a: int, b: int, device) -> torch.Tensor:
+    """Rows [a, b) of a source (uint8, or float) as float32 in [0, 1] on ``device``; never a view of ``source``."""
+    s = source[..., a:b, :].to(device, non_blocking=True)
+    if s.dtype == torch.uint8:
+        return s.float().div_(255)  # bit-identical to io.images' float32(u8) / 255
+    return s.float().clamp(0, 1)
+
+
+def up_rows(low: torch.Tensor, a: int, b: int, size: tuple[int, int]) -> torch.Tensor:
+    """Rows [a, b) of ``F.interpolate(low, (h, w), bilinear, align_corners=False)`` from the rows of ``low`` they need.
+
+    Separable: the width is interpolated on those rows (the height's scale is 1 there: exact), then each output
+    row is the lerp of two of them, with PyTorch's source-index rule; equal to the whole-image call up to rounding.
+    Indices and weights are made on the device (no host sync).
+    """
+    w, h = size
+    hl = low.shape[-2]
+    scale = hl / h
+    r0 = max(0, math.floor((a + 0.5) * scale - 0.5) - 1)
+    r1 = min(hl, math.floor((b - 0.5) * scale - 0.5) + 3)
+    wide = F.interpolate(low[..., r0:r1, :].float(), size=(r1 - r0, w), mode="bilinear", align_corners=False)
+    y = torch.arange(a, b, device=low.device, dtype=torch.float32)
+    src = ((y + 0.5) * scale - 0.5).clamp_(min=0)
+    y0 = src.floor()
+    i0 = y0.long().clamp_(max=hl - 1)
+    i1 = (i0 + 1).clamp_(max=hl - 1)
+    return torch.lerp(wide.index_select(2, i0 - r0), wide.index_select(2, i1 - r0), (src - y0).view(1, 1, -1, 1))
+
+
+def source_at(source: torch.Tensor, size: tuple[int, int], device, channels_last: bool) -> torch.Tensor:
+    """The source as float32 at ``size``: a new tensor on ``device``, channels-last or contiguous.
+
+    At the source's own size it is filled strip by strip; larger (an upscale: bilinear, like ``resize``) from
+    ``up_rows``; smaller (antialiased) through one whole float copy, as ``resize`` does.
+    """
+    from .octaves import resize
+
+    w, h = size
+    sh, sw = source.shape[-2:]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((source.shape[0], 3, h, w), device=device, dtype=torch.float32, memory_format=fmt)
+    if (h, w) == (sh, sw):
+        for a, b in strips(h, strip_rows(out.shape)):
+            out[..., a:b, :] = float_rows(source, a, b, out.device)
+    elif h >= sh and w >= sw:
+        for a, b in strips(h, strip_rows(out.shape)):
+            out[..., a:b, :] = up_rows(source, a, b, size).div_(255 if source.dtype == torch.uint8 else 1).clamp_(0, 1)
+    else:
+        full = source_at(source, (sw, sh), device, channels_last)
+        out.copy_(resize(full, size))
+        del full
+    return out
+
+
+def add_source(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``clamp(x + source at x's size, 0, 1)`` in place: the octave carry of the dreamt detail ``x``."""
+    h, w = x.shape[-2:]
+    if source.shape[-2:] != (h, w):
+        x.add_(source_at(source, (w, h), x.device, _channels_last(x)))
+    else:
+        for a, b in strips(h, strip_rows(x.shape)):
+            x[..., a:b, :].add_(float_rows(source, a, b, x.device))
+    return x.clamp_(0, 1)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def lapnorm_(t: torch.Tensor, levels: int, eps: float = 1e-8) -> torch.Tensor:
+    """``conditioning.lapnorm(t, levels)`` computed into ``t`` itself (``levels`` > 1), with only a quarter-size copy.
+
+    lapnorm(t) = band0 / rms(band0) + up(L'(down t)), band0 = t - up(down t), where L' is the same normalised
+    merge one level coarser (the coarsest band, the residual, normalised too); so ``t`` becomes band0 in place,
+    is scaled, and gets the upsampled coarser levels added, strip by strip. Equal up to rounding.
+    """
+    from .conditioning import _down
+
+    h, w = t.shape[-2:]
+    if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
+        return t.div_(torch.linalg.vector_norm(t) / math.sqrt(t.numel()) + eps)
+    low = _down(t)
+    rows = strip_rows(t.shape)
+    for a, b in strips(h, rows):
+        t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))
+    t.div_(torch.linalg.vector_norm(t) / math.sqrt(t.numel()) + eps)
+    lapnorm_(low, levels - 1, eps)
+    for a, b in strips(h, rows):
+        t[..., a:b, :].add_(up_rows(low, a, b, (w, h)))
+    return t
+
+
+def lean_update(x: torch.Tensor, grad: torch.Tensor, lr: float, sigma: float, settings, mask=None) -> None:
+    """One step of the octave loop on ``x`` in place: conditioning, x + lr * g / mean|g|, blur, clamp, mask.
+
+    What ``Dreamer.dream`` does untiled, strip by strip: ``grad`` is conditioned in place (lapnorm_, the colour
+    space per strip), the per-image mean |g| is summed over the strips, then each strip of the update is
+    blurred with ``ceil(3 sigma)`` rows of its neighbours (the image's own top and bottom reflected, as
+    ``gaussian_blur`` does) and written back one strip late, once the next strip has read its halo rows.
+    """
+    from .conditioning import color_gradient
+    from .octaves import blur_padded, blur_radius
+
+    n, _, h, w = x.shape
+    rows = strip_rows(x.shape)
+    if settings.lapnorm > 1:
+        lapnorm_(grad, settings.lapnorm)
+    total = torch.zeros((n, 1, 1, 1), device=x.device) if settings.normalize == "mean-abs" else None
+    if settings.color != "rgb" or total is not None:
+        for a, b in strips(h, rows):
+            g = grad[..., a:b, :]
+            if settings.color != "rgb":
+                g.copy_(color_gradient(g, settings.color))
+            if total is not None:
+                total += g.abs().sum(dim=(1, 2, 3), keepdim=True)
+    step = lr / (total / (grad[0].numel()) + 1e-8) if total is not None else lr
+    r = blur_radius(h, w, sigma) if sigma > 0 else 0
+    rows = strip_rows(x.shape, r)
+    pending = None
+    for a, b in strips(h, rows):
+        lo, hi = max(0, a - r), min(h, b + r)
+        u = torch.addcmul(x[..., lo:hi, :], grad[..., lo:hi, :], step) if total is not None else \
+            x[..., lo:hi, :] + lr * grad[..., lo:hi, :]
+        if pending is not None:  # the previous strip's result, now that its rows are no longer read
+            x[..., pending[0] : pending[1], :] = pending[2]
+        if r:
+            u = blur_padded(u, sigma, r, r - (a - lo), r - (hi - b))
+        u = u.clamp_(0, 1)
+        if mask is not None:
+            u = torch.lerp(x[..., a:b, :], u, mask[..., a:b, :])
+        pending = (a, b, u)
+    x[..., pending[0] : pending[1], :] = pending[2]
+
+
+def restore_outside(x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor) -> None:
+    """``x = where(mask > 0, x, source at x's size)`` in place (the still's last octave: no bleed outside the mask)."""
+    h, w = x.shape[-2:]
+    if source.shape[-2:] != (h, w):
+        src = source_at(source, (w, h), x.device, _channels_last(x))
+        torch.where(mask > 0, x, src, out=x)
+        return
+    for a, b in strips(h, strip_rows(x.shape)):
+        part = x[..., a:b, :]
+        part.copy_(torch.where(mask[..., a:b, :] > 0, part, float_rows(source, a, b, x.device)))
