@@ -1,7 +1,7 @@
 """Tiles (issue 14): peak memory at 2K, 4K and 8K with one tile size, tiled vs untiled agreement, seams.
 
 1. Peak memory: each size dreams in its own fresh process (1 octave, 1 step, --tile 512, a noise-free
-   photo upscaled to the size) and reports its peak RSS (ru_maxrss) and the RSS after loading the model;
+   photo upscaled to the size) and reports its peak RSS (VmHWM) and the peak before the dream;
    the ratios to 2K are printed. Run alone: a busy machine does not change RSS, but swap would.
 2. Agreement at a size where both fit: the cosine between the tiled and the untiled gradient at the same
    image, and after a 6-step dream without jitter, the mean |tiled - untiled| against the dream's own
@@ -26,12 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SIZES = {"2k": (2048, 1152), "4k": (3840, 2160), "8k": (7680, 4320)}
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[4]))
 w, h, tile, mode, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[5], sys.argv[6]
-def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss():  # this process's peak RSS (VmHWM: ru_maxrss would carry the parent's RSS at the fork across exec)
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 t0 = time.perf_counter()
 if mode == "engine":  # the Python API: a float32 image at the size, held by the caller, default DreamSettings
     from dreamreel.engine import Dreamer, DreamSettings, Octave, resize

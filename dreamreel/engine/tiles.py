@@ -161,6 +161,46 @@ def up_rows(low: torch.Tensor, a: int, b: int, size: tuple[int, int]) -> torch.T
     return torch.lerp(wide.index_select(2, i0 - r0), wide.index_select(2, i1 - r0), (src - y0).view(1, 1, -1, 1))
 
 
+def _to_device(t: torch.Tensor, device) -> torch.Tensor:
+    if torch.device(device).type == "cuda":  # a pinned copy does not stall the step loop
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def down(t: torch.Tensor) -> torch.Tensor:
+    """``conditioning._down(t)`` (antialiased bilinear halving) strip by strip: the whole-image call allocates
+    more than the image itself at 8K (measured: its peak was the tiled still's peak).
+
+    The width is halved on the input rows of each strip (the height's scale is 1 there: exact); the height
+    with PyTorch's antialias weights (triangle filter widened by the scale, normalised), as a few weighted rows.
+    """
+    h, w = t.shape[-2:]
+    hl, wl = max(1, (h + 1) // 2), max(1, (w + 1) // 2)
+    scale = h / hl
+    support = max(scale, 1.0)
+    i = torch.arange(hl, dtype=torch.float64)
+    center = scale * (i + 0.5)
+    xmin = (center - support + 0.5).floor().clamp(min=0)
+    xmax = (center + support + 0.5).floor().clamp(max=h)
+    taps = int(math.ceil(2 * support)) + 1
+    j = xmin[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
+    wt = (1 - ((j - center[:, None] + 0.5) / max(scale, 1.0)).abs()).clamp(min=0) * (j < xmax[:, None])
+    wt = wt / wt.sum(1, keepdim=True)
+    first, last = xmin.long().tolist(), (xmax.long() - 1).tolist()  # host values, from the host tensors
+    jd, wd = _to_device(j.long().clamp(max=h - 1), t.device), _to_device(wt.float(), t.device)
+    out = torch.empty((t.shape[0], t.shape[1], hl, wl), device=t.device, dtype=t.dtype,
+                      memory_format=torch.channels_last if _channels_last(t) else torch.contiguous_format)
+    for a, b in strips(hl, max(1, strip_rows(t.shape) // 2)):  # ~strip_rows input rows per strip
+        lo, hi = first[a], last[b - 1] + 1
+        wide = F.interpolate(t[..., lo:hi, :], size=(hi - lo, wl), mode="bilinear", align_corners=False, antialias=True)
+        acc = None
+        for k in range(taps):
+            term = wide.index_select(2, (jd[a:b, k] - lo).clamp_(0, hi - lo - 1)) * wd[a:b, k].view(1, 1, -1, 1)
+            acc = term if acc is None else acc.add_(term)
+        out[..., a:b, :] = acc
+    return out
+
+
 def source_at(source: torch.Tensor, size: tuple[int, int], device, channels_last: bool) -> torch.Tensor:
     """The source as float32 at ``size``: a new tensor on ``device``, channels-last or contiguous.
 
@@ -208,12 +248,10 @@ def lapnorm_(t: torch.Tensor, levels: int, eps: float = 1e-8) -> torch.Tensor:
     merge one level coarser (the coarsest band, the residual, normalised too); so ``t`` becomes band0 in place,
     is scaled, and gets the upsampled coarser levels added, strip by strip. Equal up to rounding.
     """
-    from .conditioning import _down
-
     h, w = t.shape[-2:]
     if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
         return t.div_(torch.linalg.vector_norm(t) / math.sqrt(t.numel()) + eps)
-    low = _down(t)
+    low = down(t)
     rows = strip_rows(t.shape)
     for a, b in strips(h, rows):
         t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))
