@@ -6,10 +6,13 @@ else every step and no seam can form. Each tile's gradient is weighted by a wind
 ramps linearly across the overlaps (1 at the image's own borders); the windows are normalised per axis to
 sum to 1 at every pixel, so the tiles' gradients blend into one full-size gradient. The model only ever
 sees one tile: its activation memory is that of a ``tile``-sized dream whatever the image size.
-What still grows with the image: the image, its gradient and the step's full-size tensors (the step loop
-holds about ten float32 copies at its peak). benchmarks/tiles.py, --tile 512, 1 step, 2-core CPU: peak RSS
-2K 1337 MB, 4K 1970 MB (1.47x), 8K 4443 MB (3.32x); the model alone (after loading) 712 MB. Within 2x at
-8K needs the step's update, blur and clamp done in place, strip by strip (not done yet).
+What still grows with the image: the image ``x`` and its gradient (float32), the source (an 8-bit still's
+stays uint8) and strip-sized scratch: the rest of the step (lapnorm, colour, mean|g|, update, blur, clamp,
+mask, octave carry) runs strip by strip and in place (``lean_update`` below). benchmarks/tiles.py, --tile 512,
+1 octave, 1 step, 2-core CPU, peak RSS (VmHWM): the CLI still (8-bit PNG, the dream defaults) 2K 996 MB,
+4K 1175 MB, 8K 2057 MB (2.07x 2K; before: 3.76x, measured on the engine); the engine API with a float32
+image held by the caller 2K 929, 4K 1138, 8K 1996 MB (2.15x). At 8K the image, its gradient and the
+source are ~900 MB of it; the model's tile work ~430 MB at every size.
 
 The jitter of a step rolls each tile (as it rolls the whole image untiled). The objective's value is the
 sum over tiles (layer and feature terms add up over positions; a target's logit is summed over tiles, and
@@ -97,7 +100,32 @@ def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, 
             gt, vt, _ = dreamer.gradient(part, tshift, warp)
             grad[..., y0 : y0 + th, x0 : x0 + tw].addcmul_(gt, wy[:, None] * wx[None, :])
             value = value + vt
+    if x.device.type == "cpu":
+        release_heap()
     return grad, value, {}
+
+
+_LIBC = None
+
+
+def release_heap() -> None:
+    """Give the tiles' freed scratch back to the OS (glibc ``malloc_trim``; elsewhere nothing).
+
+    The model's per-tile activations are freed into malloc's heap, which keeps them resident; the strip
+    scratch of the update that follows has other sizes and would add to them. Measured (4K still, 1 step):
+    RSS 1179 -> 876 MB by the trim after the gradient, which makes the gradient, not the update, the peak.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
 
 
 def tiled_evaluate(dreamer, x: torch.Tensor, tile: int, overlap: int):
@@ -119,7 +147,7 @@ def tiled_evaluate(dreamer, x: torch.Tensor, tile: int, overlap: int):
 # only strip-sized scratch exists (benchmarks/tiles.py measures it). The strips are bands of whole rows: every
 # operation of the step is per pixel, or (lapnorm's upsampling, the Gaussian blur) needs a few rows around it.
 
-STRIP_ELEMENTS = 1 << 20  # elements per channel of one strip's scratch (4 MiB float32): 45 rows at 8K
+STRIP_ELEMENTS = 1 << 18  # elements per channel of one strip's scratch (1 MiB float32): 34 rows at 8K
 
 
 def strip_rows(shape, halo: int = 0) -> int:
