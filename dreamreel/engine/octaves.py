@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import fastpath
+from . import fastpath, tiles
 from .conditioning import condition_gradient
 from .objectives import Objective
+from .tiles import blur_padded, blur_radius
 from .transforms import Warp, standard_transforms
 
 Size = tuple[int, int]  # (width, height)
@@ -126,40 +127,6 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return blur_padded(image, sigma, radius, radius, radius)
 
 
-def blur_radius(h: int, w: int, sigma: float) -> int:
-    return max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
-
-
-def blur_padded(image: torch.Tensor, sigma: float, radius: int, top: int, bottom: int) -> torch.Tensor:
-    """``gaussian_blur``'s work on rows that bring ``radius - top`` (``radius - bottom``) real rows above (below)
-    the ones blurred: ``top``/``bottom`` rows are reflect-padded there (the image's own edge); the output has
-    the rows between. With ``top = bottom = radius`` it is ``gaussian_blur`` (tiles.lean_update blurs strips)."""
-    rh = image.shape[-2] + top + bottom
-    h, w = rh - 2 * radius, image.shape[-1]
-    if radius <= 3:
-        # The weights are Python floats (no device tensor, no copy to the device): each tap is one fused
-        # in-place multiply-add, 2.8x faster than a multiply and an add per tap (256 px, channels-last).
-        taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
-        total = sum(taps)
-        taps = [t / total for t in taps]
-        padded = F.pad(image, (radius, radius, top, bottom), mode="reflect")
-        rows = padded[..., :, 0:w] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            rows.add_(padded[..., :, i : i + w], alpha=taps[i])
-        out = rows[..., 0:h, :] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            out.add_(rows[..., i : i + h, :], alpha=taps[i])
-        return out
-    # Built on the device: a host-to-device copy from pageable memory could stall the step loop.
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    out = F.pad(image.reshape(-1, 1, image.shape[-2], w), (radius, radius, top, bottom), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1))
-    out = F.conv2d(out, k.view(1, 1, -1, 1))
-    return out.reshape(*image.shape[:-2], h, w)
-
-
 def noise_image(size: Size, generator: torch.Generator | None = None) -> torch.Tensor:
     """The article's starting noise: uniform(0,1)/10 + 0.5."""
     w, h = size
@@ -263,8 +230,6 @@ class Dreamer:
         """
         tiled = bool(settings.tile)
         if tiled:  # memory-lean (tiles.lean_update): the source as given (uint8 stays uint8), x updated in place
-            from . import tiles
-
             source = image if image.device == self.device else image.to(self.device)
             x = tiles.source_at(source, settings.octaves[0].size, self.device, self.path.channels_last)
         else:

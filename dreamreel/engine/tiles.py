@@ -105,6 +105,40 @@ def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, 
     return grad, value, {}
 
 
+def blur_radius(h: int, w: int, sigma: float) -> int:
+    return max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
+
+
+def blur_padded(image: torch.Tensor, sigma: float, radius: int, top: int, bottom: int) -> torch.Tensor:
+    """``gaussian_blur``'s work on rows that bring ``radius - top`` (``radius - bottom``) real rows above (below)
+    the ones blurred: ``top``/``bottom`` rows are reflect-padded there (the image's own edge); the output has
+    the rows between. With ``top = bottom = radius`` it is ``gaussian_blur`` (tiles.lean_update blurs strips)."""
+    rh = image.shape[-2] + top + bottom
+    h, w = rh - 2 * radius, image.shape[-1]
+    if radius <= 3:
+        # The weights are Python floats (no device tensor, no copy to the device): each tap is one fused
+        # in-place multiply-add, 2.8x faster than a multiply and an add per tap (256 px, channels-last).
+        taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+        total = sum(taps)
+        taps = [t / total for t in taps]
+        padded = F.pad(image, (radius, radius, top, bottom), mode="reflect")
+        rows = padded[..., :, 0:w] * taps[0]
+        for i in range(1, 2 * radius + 1):
+            rows.add_(padded[..., :, i : i + w], alpha=taps[i])
+        out = rows[..., 0:h, :] * taps[0]
+        for i in range(1, 2 * radius + 1):
+            out.add_(rows[..., i : i + h, :], alpha=taps[i])
+        return out
+    # Built on the device: a host-to-device copy from pageable memory could stall the step loop.
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    out = F.pad(image.reshape(-1, 1, image.shape[-2], w), (radius, radius, top, bottom), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1))
+    out = F.conv2d(out, k.view(1, 1, -1, 1))
+    return out.reshape(*image.shape[:-2], h, w)
+
+
 _LIBC = None
 
 
@@ -235,8 +269,6 @@ def source_at(source: torch.Tensor, size: tuple[int, int], device, channels_last
     At the source's own size it is filled strip by strip; larger (an upscale: bilinear, like ``resize``) from
     ``up_rows``; smaller (antialiased) through one whole float copy, as ``resize`` does.
     """
-    from .octaves import resize
-
     w, h = size
     sh, sw = source.shape[-2:]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -249,7 +281,7 @@ def source_at(source: torch.Tensor, size: tuple[int, int], device, channels_last
             out[..., a:b, :] = up_rows(source, a, b, size).div_(255 if source.dtype == torch.uint8 else 1).clamp_(0, 1)
     else:
         full = source_at(source, (sw, sh), device, channels_last)
-        out.copy_(resize(full, size))
+        out.copy_(F.interpolate(full, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1))
         del full
     return out
 
@@ -299,7 +331,6 @@ def lean_update(x: torch.Tensor, grad: torch.Tensor, lr: float, sigma: float, se
     ``gaussian_blur`` does) and written back one strip late, once the next strip has read its halo rows.
     """
     from .conditioning import color_gradient
-    from .octaves import blur_padded, blur_radius
 
     n, _, h, w = x.shape
     rows = strip_rows(x.shape)
