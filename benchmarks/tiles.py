@@ -1,7 +1,7 @@
 """Tiles (issue 14): peak memory at 2K, 4K and 8K with one tile size, tiled vs untiled agreement, seams.
 
 1. Peak memory: each size dreams in its own fresh process (1 octave, 1 step, --tile 512, a noise-free
-   photo upscaled to the size) and reports its peak RSS (ru_maxrss) and the RSS after loading the model;
+   photo upscaled to the size) and reports its peak RSS (VmHWM) and the peak before the dream;
    the ratios to 2K are printed. Run alone: a busy machine does not change RSS, but swap would.
 2. Agreement at a size where both fit: the cosine between the tiled and the untiled gradient at the same
    image, and after a 6-step dream without jitter, the mean |tiled - untiled| against the dream's own
@@ -26,47 +26,70 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SIZES = {"2k": (2048, 1152), "4k": (3840, 2160), "8k": (7680, 4320)}
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[4]))
-from dreamreel.engine import Dreamer, DreamSettings, Octave, resize
-from dreamreel.io.images import load_image
-from dreamreel.models import create_model
-from dreamreel.engine.objectives import layer
-w, h, tile = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-spec, model = create_model("efficientnet_lite0")
-dreamer = Dreamer(model, layer("block10").bind(spec))
-def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-loaded = rss()
-image = resize(load_image(sys.argv[5]), (w, h))
-settings = DreamSettings((Octave((w, h), 1, (0.015, 0.015), (0.5, 0.5)),), jitter=16, tile=tile, tile_overlap=tile // 8)
+w, h, tile, mode, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[5], sys.argv[6]
+def rss():  # this process's peak RSS (VmHWM: ru_maxrss would carry the parent's RSS at the fork across exec)
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
 t0 = time.perf_counter()
-result = dreamer.dream(image, settings, evaluate_end=False)
+if mode == "engine":  # the Python API: a float32 image at the size, held by the caller, default DreamSettings
+    from dreamreel.engine import Dreamer, DreamSettings, Octave, resize
+    from dreamreel.io.images import load_image
+    from dreamreel.models import create_model
+    from dreamreel.engine.objectives import layer
+    spec, model = create_model("efficientnet_lite0")
+    dreamer = Dreamer(model, layer("block10").bind(spec))
+    loaded = rss()
+    image = resize(load_image(path), (w, h))
+    settings = DreamSettings((Octave((w, h), 1, (0.015, 0.015), (0.5, 0.5)),), jitter=16, tile=tile, tile_overlap=tile // 8)
+    t0 = time.perf_counter()
+    result = dreamer.dream(image, settings, evaluate_end=False)
+else:  # the CLI still: an 8-bit PNG of the size in, a PNG out, the dream defaults (lapnorm, decorrelated, robust views)
+    from dreamreel.cli import main
+    loaded = rss()
+    rc = main(["dream", path, "-o", sys.argv[7], "--octaves", "1", "--steps", "1", "--tile", str(tile), "-q"])
+    assert rc == 0, rc
 print(json.dumps({"size": [w, h], "loaded_mb": loaded, "peak_mb": rss(), "seconds": time.perf_counter() - t0,
-                  "image_mb": image.numel() * 4 / 2**20}))
+                  "image_mb": w * h * 3 * 4 / 2**20}))
 """
 
 
-def memory(sizes, tile, threads, photo):
+def memory(sizes, tile, threads, photo, mode):
+    import tempfile
+
+    import imageio.v3 as iio
+    import torch
+
+    from dreamreel.engine import resize
+    from dreamreel.io.images import load_image, to_uint8
+
+    print(f"peak memory, {mode}: " + ("Dreamer.dream of a float32 image (1 octave, 1 step, no lapnorm)" if mode == "engine"
+                                      else "dreamreel dream PNG -o PNG --octaves 1 --steps 1 (the dream defaults)"))
     rows = []
-    for name in sizes:
-        w, h = SIZES[name]
-        out = subprocess.run([sys.executable, "-c", CHILD, str(w), str(h), str(tile), str(threads), str(photo)],
-                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        if out.returncode != 0:
-            print(f"{name}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        r["name"] = name
-        rows.append(r)
-        print(f"{name:3s} {w}x{h}: peak RSS {r['peak_mb']:7.0f} MB (after model load {r['loaded_mb']:.0f} MB; "
-              f"one float32 image {r['image_mb']:.0f} MB), 1 step {r['seconds']:.1f} s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sizes:
+            w, h = SIZES[name]
+            path = photo
+            if mode == "still":  # the photo upscaled to the size, as an 8-bit PNG (written here, not in the child)
+                path = Path(tmp) / f"{name}.png"
+                iio.imwrite(path, to_uint8(resize(load_image(photo), (w, h))))
+            out = subprocess.run([sys.executable, "-c", CHILD, str(w), str(h), str(tile), str(threads), mode, str(path),
+                                  str(Path(tmp) / f"{name}-out.png")],
+                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            if out.returncode != 0:
+                print(f"{name}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r["name"] = name
+            rows.append(r)
+            print(f"{name:3s} {w}x{h}: peak RSS {r['peak_mb']:7.0f} MB (before the dream {r['loaded_mb']:.0f} MB; "
+                  f"one float32 image {r['image_mb']:.0f} MB), {r['seconds']:.1f} s", flush=True)
     if rows and rows[0]["name"] == "2k":
         base = rows[0]
         for r in rows[1:]:
-            print(f"peak {r['name']} / peak 2k = {r['peak_mb'] / base['peak_mb']:.2f}   "
-                  f"(above the model-load baseline: {(r['peak_mb'] - r['loaded_mb']) / (base['peak_mb'] - base['loaded_mb']):.2f})")
+            print(f"peak {r['name']} / peak 2k = {r['peak_mb'] / base['peak_mb']:.2f}")
 
 
 def agreement_and_seams(photo, threads):
@@ -126,12 +149,16 @@ def main():
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-agreement", action="store_true")
+    p.add_argument("--modes", default="engine,still", help="engine: the Python API; still: the CLI from a PNG")
     args = p.parse_args()
     photo = DATA / "chelsea.png"
     print(machine())
-    agreement_and_seams(photo, args.threads)
+    if not args.skip_agreement:
+        agreement_and_seams(photo, args.threads)
     if not args.skip_memory:
-        memory([s for s in args.sizes.split(",") if s], args.tile, args.threads, photo)
+        for mode in args.modes.split(","):
+            memory([s for s in args.sizes.split(",") if s], args.tile, args.threads, photo, mode)
 
 
 if __name__ == "__main__":

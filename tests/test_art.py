@@ -243,6 +243,118 @@ def test_tiled_gradient_agrees_with_the_whole_image(lite0, coffee):
     assert cos > 0.6 and acts == {}  # measured 0.70
 
 
+class _HalfMask:
+    """A mask source for DreamSettings: the left half, with a soft band in the middle."""
+
+    def at(self, size, device):
+        w, h = size
+        m = torch.zeros(1, 1, h, w, device=device)
+        m[..., : w // 2] = 1
+        m[..., w // 2 - 6 : w // 2 + 6] = 0.5
+        return m
+
+
+def _reference_blur(image, sigma):
+    """gaussian_blur as it was before the tiled path shared its taps (radius <= 3, reflect-padded)."""
+    import math
+
+    h, w = image.shape[-2:]
+    radius = max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
+    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+    taps = [t / sum(taps) for t in taps]
+    padded = torch.nn.functional.pad(image, (radius, radius, radius, radius), mode="reflect")
+    rows = padded[..., :, 0:w] * taps[0]
+    for i in range(1, 2 * radius + 1):
+        rows.add_(padded[..., :, i : i + w], alpha=taps[i])
+    out = rows[..., 0:h, :] * taps[0]
+    for i in range(1, 2 * radius + 1):
+        out.add_(rows[..., i : i + h, :], alpha=taps[i])
+    return out
+
+
+def test_untiled_dream_is_bit_identical_to_the_original_step(lite0, coffee):
+    """tile=0 keeps the original whole-image step: the engine's output equals this loop, bit for bit."""
+    from dreamreel.engine import Dreamer, DreamSettings, Octave, gaussian_blur, resize
+    from dreamreel.engine.conditioning import condition_gradient
+    from dreamreel.engine.objectives import layer
+
+    spec, model = lite0
+    d = Dreamer(model, layer("block10").bind(spec))
+    image = resize(coffee, (120, 80))
+    mask = _HalfMask()
+    oct_ = Octave((120, 80), 3, (0.03, 0.015), (0.6, 0.3))
+    s = DreamSettings((oct_,), jitter=6, lapnorm=3, color="decorrelated", mask=mask)
+    got = d.dream(image, s, generator=torch.Generator().manual_seed(3), evaluate_end=False).image
+    g = torch.Generator().manual_seed(3)
+    x = d._prepare(image.clamp(0, 1))
+    m = mask.at((120, 80), d.device)
+    for i in range(oct_.steps):
+        shift = tuple(torch.randint(-6, 7, (2,), generator=g).tolist())
+        grad = condition_gradient(d.gradient(x, shift)[0], lapnorm_levels=3, color="decorrelated")
+        new = torch.addcmul(x, grad, oct_.lr_at(i) / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8))
+        x = torch.lerp(x, _reference_blur(new, oct_.sigma_at(i)).clamp(0, 1), m)
+    x = torch.where(m > 0, x, d._prepare(image.clamp(0, 1)))
+    assert torch.equal(got, x)
+    for sigma in (0.3, 0.5, 1.0):
+        assert torch.equal(gaussian_blur(x, sigma), _reference_blur(x, sigma))
+
+
+def test_lean_tiled_step_matches_the_whole_image_step(monkeypatch):
+    """Strip by strip, in place (lapnorm, colour, mean|g|, blur halo, clamp, mask): the whole-image step, to rounding."""
+    from dreamreel.engine import DreamSettings, gaussian_blur, tiles
+    from dreamreel.engine.conditioning import _down, condition_gradient, lapnorm
+
+    monkeypatch.setattr(tiles, "STRIP_ELEMENTS", 600)  # strips of 16 rows: many strip borders
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((101, 67), (64, 96)):
+        grad = torch.randn(1, 3, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+        assert float((tiles.down(grad) - _down(grad)).abs().max()) < 1e-4  # measured: 2e-5 at odd sizes
+        ref = lapnorm(grad, 4)
+        assert float((tiles.lapnorm_(grad.clone(), 4) - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+        x = torch.rand(1, 3, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+        mask = _HalfMask().at((w, h), "cpu")
+        for sigma, color, lap, m in ((0.8, "decorrelated", 4, None), (0.5, "luminance", 0, mask), (0.0, "rgb", 3, mask)):
+            s = DreamSettings((), lapnorm=lap, color=color)
+            c = condition_gradient(grad, lapnorm_levels=lap, color=color)
+            want = gaussian_blur(torch.addcmul(x, c, 0.02 / (c.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)), sigma)
+            want = want.clamp(0, 1) if m is None else torch.lerp(x, want.clamp(0, 1), m)
+            got = x.clone()
+            tiles.lean_update(got, grad.clone(), 0.02, sigma, s, m)
+            assert float((got - want).abs().max()) < 1e-5, (h, w, sigma, color)
+
+
+def test_tiled_dream_runs_lean_and_agrees_with_the_untiled_dream(lite0, coffee):
+    """One tile covering the image: the lean path (strips, in place, a uint8 source read strip by strip) gives the
+    untiled dream to rounding; across octaves too (the carry's rounding differs by an ulp, which this network's
+    gradient can amplify); with 4 tiles the dream differs (other gradients) but is as strong."""
+    from dreamreel.engine import Dreamer, DreamSettings, Octave, resize
+    from dreamreel.engine.objectives import layer
+    from dreamreel.io.images import to_uint8
+
+    spec, model = lite0
+    d = Dreamer(model, layer("block10").bind(spec))
+    image = resize(coffee, (160, 108))
+    u8 = torch.from_numpy(to_uint8(image)).permute(2, 0, 1)[None]
+    one = (Octave((160, 108), 3, (0.02, 0.015), (0.5, 0.25)),)
+    two = (Octave((114, 77), 2, (0.03, 0.02), (0.6, 0.3)), Octave((160, 108), 2, (0.02, 0.015), (0.5, 0.25)))
+
+    def run(src, tile, octs, **kw):
+        s = DreamSettings(octs, jitter=4, lapnorm=3, color="decorrelated", tile=tile, tile_overlap=16, **kw)
+        return d.dream(src, s, generator=torch.Generator().manual_seed(2), evaluate_end=False).image
+
+    def grey(a, b):
+        return float((a - b).abs().mean()) * 255
+
+    for src in (image, u8):
+        assert grey(run(src, 0, one), run(src, 192, one)) < 0.02  # measured: 1e-5 (float), 0.002 (uint8) grey levels
+        whole = run(src, 0, two)
+        assert grey(whole, run(src, 192, two)) < 0.1 * grey(whole, image)  # measured: 4e-6 (float), 0.15 of 3.6 (uint8)
+    masked = run(u8, 192, two, mask=_HalfMask())
+    assert torch.equal(masked[..., 86:], u8[..., 86:].float() / 255)  # outside the mask: the source exactly
+    tiled = run(image, 96, two)
+    assert 0.7 < grey(tiled, image) / grey(whole, image) < 1.4
+
+
 def test_tiled_dream_from_the_cli_and_bad_tiles(tmp_path, data_dir, capsys):
     out = tmp_path / "t.png"
     assert main(["dream", str(data_dir / "coffee.png"), "-o", str(out), "--size", "160", "--octaves", "1", "--steps", "2",

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import fastpath
+from . import fastpath, tiles
 from .conditioning import condition_gradient
 from .objectives import Objective
+from .tiles import blur_padded, blur_radius
 from .transforms import Warp, standard_transforms
 
 Size = tuple[int, int]  # (width, height)
@@ -138,29 +139,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return image
     h, w = image.shape[-2:]
-    radius = max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
-    if radius <= 3:
-        # The weights are Python floats (no device tensor, no copy to the device): each tap is one fused
-        # in-place multiply-add, 2.8x faster than a multiply and an add per tap (256 px, channels-last).
-        taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
-        total = sum(taps)
-        taps = [t / total for t in taps]
-        padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-        rows = padded[..., :, 0:w] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            rows.add_(padded[..., :, i : i + w], alpha=taps[i])
-        out = rows[..., 0:h, :] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            out.add_(rows[..., i : i + h, :], alpha=taps[i])
-        return out
-    # Built on the device: a host-to-device copy from pageable memory could stall the step loop.
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    out = F.pad(image.reshape(-1, 1, h, w), (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1))
-    out = F.conv2d(out, k.view(1, 1, -1, 1))
-    return out.reshape(image.shape)
+    radius = blur_radius(h, w, sigma)
+    return blur_padded(image, sigma, radius, radius, radius)
 
 
 def noise_image(size: Size, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -264,8 +244,15 @@ class Dreamer:
         with its own objective and step size: the same as B single dreams with the same generator (see
         ``dream_batch``). Callbacks see the whole batch.
         """
-        source = self._prepare(image.clamp(0, 1))
-        x = resize(source, settings.octaves[0].size)
+        tiled = bool(settings.tile)
+        if tiled:  # memory-lean (tiles.lean_update): the source as given (uint8 stays uint8), x updated in place
+            source = image if image.device == self.device else image.to(self.device)
+            x = tiles.source_at(source, settings.octaves[0].size, self.device, self.path.channels_last)
+        else:
+            if image.dtype == torch.uint8:
+                image = image.float().div_(255)
+            source = self._prepare(image.clamp(0, 1))
+            x = resize(source, settings.octaves[0].size)
         total = sum(o.steps for o in settings.octaves)
         n_oct = len(settings.octaves)
         g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -275,13 +262,23 @@ class Dreamer:
         base = x  # each octave's starting image: the dreamt detail is measured against it
         view = standard_transforms(settings.jitter, settings.scale, settings.rotate, 0) if settings.robust else None
         for o_index, octave in enumerate(settings.octaves):
-            if o_index > 0:
+            if o_index > 0 and tiled:
+                if settings.carry == "detail":  # the detail in place of the image, then the source added to it
+                    x, base = x.sub_(base), None
+                    x = tiles.add_source(F.interpolate(x, size=octave.size[::-1], mode="bilinear", align_corners=False,
+                                                       antialias=octave.size[1] < x.shape[-2] or octave.size[0] < x.shape[-1]),
+                                         source)
+                else:
+                    x = resize(x, octave.size)
+            elif o_index > 0:
                 if settings.carry == "detail":
                     detail = resize(x, octave.size) - resize(base, octave.size)
                     x = (resize(source, octave.size) + detail).clamp(0, 1)
                 else:
                     x = resize(x, octave.size)
             base = x
+            if tiled:  # updated in place: the octave's start is kept (as a copy) only where the carry needs it
+                base = x.clone() if settings.carry == "detail" and o_index < n_oct - 1 else None
             x = self._prepare(x)
             mask = settings.mask.at(octave.size, self.device) if settings.mask is not None else None  # (1,1,h,w)
             values = []
@@ -292,24 +289,26 @@ class Dreamer:
                 elif settings.jitter > 0:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
-                if settings.tile:
-                    from .tiles import tiled_gradient
-
-                    grad, value, acts = tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp)
+                if tiled:  # the same step, strip by strip and in place (tiles.py): memory follows the tile
+                    grad, value, acts = tiles.tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp)
+                    before = x.clone() if callback is not None else x
+                    blur = octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0
+                    tiles.lean_update(x, grad, octave.lr_at(i), octave.sigma_at(i) if blur else 0.0, settings, mask)
+                    grad = None  # freed before the next step's gradient is accumulated
                 else:
                     grad, value, acts = self.gradient(x, shift, warp)
-                if settings.lapnorm > 1 or settings.color != "rgb":
-                    grad = condition_gradient(grad, lapnorm_levels=settings.lapnorm, color=settings.color)
-                before = x
-                if settings.normalize == "mean-abs":  # x + lr * g / mean|g| per image, fused, without a host sync
-                    x = torch.addcmul(x, grad, octave.lr_at(i) / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8))
-                else:
-                    x = x + octave.lr_at(i) * grad
-                if octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0:
-                    x = gaussian_blur(x, octave.sigma_at(i))
-                x = x.clamp(0, 1)
-                if mask is not None:  # the update (and blur) only where the mask says, scaled by it
-                    x = torch.lerp(before, x, mask)
+                    if settings.lapnorm > 1 or settings.color != "rgb":
+                        grad = condition_gradient(grad, lapnorm_levels=settings.lapnorm, color=settings.color)
+                    before = x
+                    if settings.normalize == "mean-abs":  # x + lr * g / mean|g| per image, fused, without a host sync
+                        x = torch.addcmul(x, grad, octave.lr_at(i) / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8))
+                    else:
+                        x = x + octave.lr_at(i) * grad
+                    if octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0:
+                        x = gaussian_blur(x, octave.sigma_at(i))
+                    x = x.clamp(0, 1)
+                    if mask is not None:  # the update (and blur) only where the mask says, scaled by it
+                        x = torch.lerp(before, x, mask)
                 values.append(value)
                 if prob_start is None and self._targets:
                     prob_start = self.target_probability(acts)
@@ -318,12 +317,12 @@ class Dreamer:
                 done += 1
                 if progress is not None:
                     progress(1)
-            if mask is not None and o_index == n_oct - 1:  # outside the mask: exactly the source (no octave bleed)
+            if mask is not None and o_index == n_oct - 1 and tiled:
+                tiles.restore_outside(x, mask, source)
+            elif mask is not None and o_index == n_oct - 1:  # outside the mask: exactly the source (no octave bleed)
                 x = torch.where(mask > 0, x, resize(source, octave.size))
-            if (not values or (evaluate_end and o_index == n_oct - 1)) and settings.tile:
-                from .tiles import tiled_evaluate
-
-                end_value, end_acts = tiled_evaluate(self, x, settings.tile, settings.tile_overlap)
+            if (not values or (evaluate_end and o_index == n_oct - 1)) and tiled:
+                end_value, end_acts = tiles.tiled_evaluate(self, x, settings.tile, settings.tile_overlap)
             elif not values or (evaluate_end and o_index == n_oct - 1):
                 end_value, end_acts = self.evaluate(x)
             else:

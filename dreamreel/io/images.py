@@ -19,7 +19,8 @@ def to_float_rgb(array: np.ndarray) -> np.ndarray:
     """Any decoded image (gray, RGB, RGBA, 8 or 16 bit, float) -> HxWx3 float32 in [0,1]; alpha is composited on white."""
     a = np.asarray(array)
     if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
+        f = a.astype(np.float32)
+        f /= 255.0  # in place: one float copy of a huge image, not two
     elif a.dtype == np.uint16:
         f = a.astype(np.float32) / 65535.0
     elif np.issubdtype(a.dtype, np.integer):
@@ -49,8 +50,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
         return None
 
 
-def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """An image file -> (1,3,H,W) float32 tensor in [0,1]. Bad files raise DreamError."""
+def load_image(path: str | os.PathLike, compact: bool = False) -> torch.Tensor:
+    """An image file -> (1,3,H,W) float32 tensor in [0,1]. Bad files raise DreamError.
+
+    ``compact``: an 8-bit RGB or grey file comes back as its (1,3,H,W) uint8 pixels (a quarter of the float
+    memory; a tiled dream converts it strip by strip); other files as float32.
+    """
     import imageio.v3 as iio
 
     p = Path(path)
@@ -62,6 +67,12 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         array = iio.imread(p, index=0)
     except Exception:
         raise DreamError(f"cannot read {str(p)!r} as an image", "use a PNG, JPEG, WebP, BMP or TIFF file") from None
+    if compact and array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3))):
+        if min(array.shape[:2]) < 1:
+            raise DreamError(f"{str(p)!r} is empty")
+        rgb8 = array if array.ndim == 3 else np.repeat(array.reshape(*array.shape[:2], 1), 3, axis=2)
+        rgb8 = np.require(rgb8, requirements=["C", "W"])  # writable: a copy only where imageio's was not
+        return torch.from_numpy(rgb8).permute(2, 0, 1)[None]  # channels-last strides, no copy
     try:
         rgb = to_float_rgb(array)
     except ValueError as exc:
@@ -73,8 +84,12 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(1,3,H,W) or (3,H,W) tensor in [0,1] (any device) -> HxWx3 uint8 numpy array."""
-    t = image[0] if image.dim() == 4 else image
-    return (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    t = (image[0] if image.dim() == 4 else image).detach()
+    out = torch.empty((t.shape[1], t.shape[2], 3), dtype=torch.uint8, device=t.device)
+    rows = max(1, (1 << 22) // max(1, 3 * t.shape[2]))  # strip by strip: no full-size float temporaries
+    for a in range(0, t.shape[1], rows):
+        out[a : a + rows] = (t[:, a : a + rows].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    return out.cpu().numpy()
 
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:

@@ -45,13 +45,15 @@ def parse_source(text: str) -> Source:
     return Source(Path(text))
 
 
-def load_source(source: Source, plan: DreamPlan) -> tuple[torch.Tensor | None, Size]:
-    """The input tensor (None for noise: made once the output size is known) and the output size."""
+def load_source(source: Source, plan: DreamPlan, compact: bool = False) -> tuple[torch.Tensor | None, Size]:
+    """The input tensor (None for noise: made once the output size is known) and the output size.
+
+    ``compact``: an 8-bit file stays uint8 (a tiled dream reads it strip by strip; io.images.load_image)."""
     if source.path is None:
         return None, plan.output_size(source.noise_size)
     if source.path.is_file() and (header := image_size(source.path)):
         plan.output_size(header)  # a too-large output is refused before a huge input is decoded
-    image = load_image(source.path)
+    image = load_image(source.path, compact=compact)
     return image, plan.output_size((image.shape[-1], image.shape[-2]))
 
 

@@ -44,7 +44,7 @@ def dream_still(
     ``engine``: a loaded model to reuse (batch); by default one is loaded for ``plan``.
     """
     if image is None:
-        image, size = load_source(source, plan)
+        image, size = load_source(source, plan, compact=bool(plan.tile) and not recorders)  # tiled: uint8 until dreamt
     else:
         size = plan.output_size((image.shape[-1], image.shape[-2]))
     settings = plan.settings(size)
