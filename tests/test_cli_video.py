@@ -60,7 +60,7 @@ def test_whole_clip_keeps_every_frame_the_rate_and_the_audio(tmp_path, clip, cap
     side = json.loads((tmp_path / "v.json").read_text())
     assert side["source"] == {"fps": pytest.approx(30.02, abs=0.01), "size": [320, 240], "frames": 36,
                               "duration": pytest.approx(1.2), "audio": True, "variable_frame_rate": False}
-    assert side["flow"] == "farneback" and side["blend"] == 0.97 and side["audio"] is True
+    assert side["flow"] == "farneback" and side["blend"] == 0.985 and side["audio"] is True
     assert len(side["per_frame"]) == 36
     assert all(r["carried"] and r["flow_seconds"] > 0 and r["dream_seconds"] > 0 for r in side["per_frame"][1:])
     assert side["per_frame"][0]["passes"] == side["first_frame_passes"] == 10
@@ -204,7 +204,7 @@ def test_dry_run_reads_the_clip_but_loads_no_weights(tmp_path, clip, monkeypatch
     monkeypatch.setattr(render, "create_model", lambda *a, **k: pytest.fail("weights were loaded"))
     assert main(["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--size", "96", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "36 frames at 30.02 fps, audio" in out and "96x72" in out and "farneback, blend 0.97" in out
+    assert "36 frames at 30.02 fps, audio" in out and "96x72" in out and "farneback, blend 0.985" in out
     assert "octave 1   96x72  2 steps  lr 0.016->0.016" in out
     assert list(tmp_path.iterdir()) == []
 
