@@ -311,6 +311,8 @@ def _main(argv: list[str] | None) -> int:
         return _dispatch(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)  # Python hides these from users by default; so does dreamreel
         try:
             code = _dispatch(args)
         except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: one line, not a traceback
