@@ -370,7 +370,7 @@ def test_tiled_dream_from_the_cli_and_bad_tiles(tmp_path, data_dir, capsys):
 
 
 def test_clip_with_a_mask_video_keeps_the_masked_out_half_of_each_frame(tmp_path, data_dir):
-    from dreamreel.io.writer import open_writer, read_frames
+    from dreamreel.io.writer import open_writer
     from dreamreel.io.readers import iter_frames
 
     masks = tmp_path / "m.mp4"

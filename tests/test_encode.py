@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from dreamreel.io import ffmpeg
 from dreamreel.io import writer as encode
 from dreamreel.io.writer import kind_for, mux_audio, open_writer, read_frames
 
@@ -132,7 +133,7 @@ def test_ffmpeg_failure_raises_with_its_last_lines_and_leaves_nothing(tmp_path, 
     fake = tmp_path / "fake-ffmpeg"
     fake.write_text("#!/bin/sh\necho 'Unknown encoder libx264: boom' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(encode, "_ffmpeg_exe", lambda: str(fake))
+    monkeypatch.setattr(ffmpeg, "exe", lambda: str(fake))
     out_dir = tmp_path / "out"
     with pytest.raises(RuntimeError, match="boom"):
         write(out_dir / "x.mp4", ramp(20))

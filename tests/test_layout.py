@@ -88,3 +88,15 @@ def test_pyproject_lists_every_subpackage():
     listed = set(re.findall(r'"(dreamreel(?:\.[a-z_]+)*)"', text.split("packages = [", 1)[1].split("]", 1)[0]))
     found = {_module(p) for p in PKG.rglob("__init__.py")}
     assert found <= listed and "dreamreel.preset_files" in listed, found - listed
+
+
+def test_only_io_ffmpeg_starts_ffmpeg_or_reads_its_header():
+    """One place runs and probes ffmpeg: the binary, subprocesses and the "Duration:" header field live in io/ffmpeg.py
+    (io/writer.read_frames decodes this package's own outputs through imageio-ffmpeg's reader)."""
+    users = {}
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        hits = [w for w in ("get_ffmpeg_exe", "subprocess.run", "subprocess.Popen", "Duration:") if w in text]
+        if hits:
+            users[_module(path)] = hits
+    assert set(users) == {"dreamreel.io.ffmpeg"}, users

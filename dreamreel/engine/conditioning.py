@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..options import COLOR_MODES, MATCH_MODES  # the option table owns the choices
+from ..options import COLOR_MODES  # the option table owns the choices
 
 #: lucid's square root of ImageNet's colour correlation matrix (columns: luminance-like, then two chroma axes).
 COLOR_CORRELATION_SVD_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))

@@ -9,7 +9,6 @@ Nothing here knows about files or video; recorders see each step through a callb
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import DreamError
+from . import ffmpeg
 
 __all__ = ["VideoError", "VideoInfo", "probe_video", "iter_frames", "is_video_path", "VIDEO_SUFFIXES"]
 
@@ -68,21 +69,10 @@ class _Header:
     has_audio: bool
 
 
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def _run_ffmpeg(args: list[str], timeout: float = 600.0) -> tuple[int, str, str]:
-    """Run ffmpeg; returns (exit code, stdout, stderr) as text."""
+    """Run ffmpeg (its own log level: the header dump); returns (exit code, stdout, stderr) as text."""
     try:
-        proc = subprocess.run(
-            [_ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-        )
+        proc = ffmpeg.run(args, loglevel=None, timeout=timeout)
     except subprocess.TimeoutExpired as err:  # pragma: no cover - pathological files only
         raise VideoError(f"ffmpeg took more than {timeout:.0f}s to read '{args[1]}'") from err
     return proc.returncode, proc.stdout.decode("utf-8", errors="replace"), proc.stderr.decode("utf-8", errors="replace")
@@ -154,8 +144,7 @@ def _read_header(path) -> _Header:
     rm = re.search(r"rotation of (-?[\d.]+) degrees", block) or re.search(r"rotate\s*:\s*(-?\d+)", block)
     if rm and round(float(rm.group(1))) % 180 == 90:
         w, h = h, w
-    dm = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    duration = int(dm.group(1)) * 3600 + int(dm.group(2)) * 60 + float(dm.group(3)) if dm else None
+    duration = ffmpeg.duration_in(text)
     return _Header(fmt, index, (w, h), _rate(line, "fps"), _rate(line, "tbr"), duration or None, has_audio)
 
 
@@ -251,12 +240,10 @@ def _iter_frames(path, header: _Header, start, end, every, size) -> Iterator[np.
     # exactly the frames with start <= t < end; an output "-t" would round to the frame rate. passthrough: one
     # output frame per decoded frame (a constant rate would duplicate frames, e.g. 10x for a 10 fps GIF whose
     # timebase is 1/100 s). level+info: the log tags decoder errors "[error]".
-    cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-i", str(path),
-           "-map", f"0:{header.stream_index}", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
-           *(["-vf", "trim=" + ":".join(trim)] if trim else []), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    args = ["-nostats", "-i", str(path), "-map", f"0:{header.stream_index}", "-an", "-sn", "-dn", "-fps_mode",
+            "passthrough", *(["-vf", "trim=" + ":".join(trim)] if trim else []), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     log = tempfile.TemporaryFile()
-    # its own session: a Ctrl-C aimed at the render must not reach ffmpeg
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    proc = ffmpeg.popen(args, loglevel="level+info", stdout=subprocess.PIPE, stderr=log)
     scan = _LogScan(log)
     n_in = n_out = 0
     nbytes = w * h * 3

@@ -25,7 +25,7 @@ Guarantees
   the exception when it fails.  ffmpeg runs in its own session, so a Ctrl-C aimed at
   the render does not kill the encoder before ``close`` can finish the file.
 
-The ffmpeg binary is ``imageio_ffmpeg.get_ffmpeg_exe()``.  Frames are piped to it
+ffmpeg is run through :mod:`dreamreel.io.ffmpeg` (imageio-ffmpeg's binary).  Frames are piped to it
 directly rather than through ``imageio_ffmpeg.write_frames`` (same rawvideo-on-stdin
 command), because that helper sends ffmpeg's stderr to the terminal, ignores its exit
 status and cannot stop it promptly on abort.
@@ -50,6 +50,8 @@ from typing import Iterator
 
 import numpy as np
 
+from . import ffmpeg
+
 __all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output", "remove_output", "has_frames"]
 
 log = logging.getLogger(__name__)
@@ -69,92 +71,13 @@ _GIF_FILTER = (
     "split[a][b];[a]palettegen=stats_mode=single:reserve_transparent=0[p];"
     "[b][p]paletteuse=new=1:dither=floyd_steinberg"
 )
-_TAIL_LINES = 15
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _popen_isolation() -> dict:
-    # Keep ffmpeg out of the terminal's process group: Ctrl-C must reach Python only,
-    # so that close() can still finish a playable file after a KeyboardInterrupt.
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
-
-
-def _tail(text: str, n: int = _TAIL_LINES) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return "\n".join(lines[-n:])
-
-
-def _run_ffmpeg(args: list[str], what: str) -> None:
-    cmd = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "warning", "-y", *args]
-    proc = subprocess.run(
-        cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_isolation()
-    )
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace")
-        raise RuntimeError(f"ffmpeg failed to {what} (exit {proc.returncode}):\n{_tail(err)}")
-
-
 def _fps_arg(fps: float) -> str:
     return str(Fraction(fps).limit_denominator(1_000_000))
-
-
-def _probe(path: os.PathLike | str) -> dict:
-    """Streams of a media file from ffmpeg's header dump (imageio-ffmpeg has no ffprobe)."""
-    proc = subprocess.run(
-        [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        **_popen_isolation(),
-    )
-    text = proc.stderr.decode("utf-8", "replace")
-    info: dict = {"video": None, "codec": None, "pix_fmt": None, "fps": None, "audio_codec": None,
-                  "duration": None}
-    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    if m:
-        info["duration"] = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("Stream #"):
-            continue
-        if " Video: " in line and info["video"] is None:
-            desc = line.split(" Video: ", 1)[1]
-            info["codec"] = desc.split()[0].strip(",")
-            m = re.match(r"[^,]*, ([A-Za-z0-9_]+)", desc)
-            info["pix_fmt"] = m.group(1) if m else None
-            m = re.search(r", (\d+)x(\d+)", desc)
-            if m:
-                info["video"] = (int(m.group(1)), int(m.group(2)))
-            m = re.search(r"([\d.]+) fps", desc)
-            info["fps"] = float(m.group(1)) if m else None
-        elif " Audio: " in line and info["audio_codec"] is None:
-            info["audio_codec"] = line.split(" Audio: ", 1)[1].split()[0].strip(",")
-    if info["video"] is None and info["audio_codec"] is None:
-        raise ValueError(f"{os.fspath(path)!r} is not a readable media file:\n{_tail(text)}")
-    return info
-
-
-def _count_frames(path: os.PathLike | str) -> int:
-    """Video frames of a file, counted from packets (stream copy, no decoding)."""
-    proc = subprocess.run(
-        [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
-         "-i", os.fspath(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
-        stdin=subprocess.DEVNULL, capture_output=True, **_popen_isolation(),
-    )
-    counts = re.findall(rb"^frame=\s*(\d+)", proc.stdout, flags=re.M)
-    if proc.returncode != 0 or not counts:
-        err = proc.stderr.decode("utf-8", "replace")
-        raise RuntimeError(f"ffmpeg could not count the frames of {os.fspath(path)!r}:\n{_tail(err)}")
-    return int(counts[-1])
 
 
 def _new_temp(target: Path, suffix: str, *, directory: bool = False) -> Path:
@@ -295,7 +218,7 @@ def mux_audio(video_path, audio_source, out_path) -> bool:
         raise ValueError(f"cannot mux audio into {os.fspath(out)!r}: only .mp4 outputs carry audio")
     if not os.path.isfile(audio_source):
         raise FileNotFoundError(f"audio source not found: {os.fspath(audio_source)!r}")
-    if _probe(audio_source)["audio_codec"] is None:
+    if ffmpeg.probe(audio_source)["audio_codec"] is None:
         return False
     tmp = _new_temp(Path(os.path.abspath(out)), out.suffix)
     try:
@@ -310,15 +233,15 @@ def mux_audio(video_path, audio_source, out_path) -> bool:
 def _mux(video: Path, audio: Path, out: Path) -> None:
     # Trim the audio input to the video's length.  (-shortest would instead cut the
     # stream-copied *video* when the audio is the shorter one.)
-    duration = _probe(video)["duration"]
+    duration = ffmpeg.probe(video)["duration"]
     trim = ["-t", f"{duration:.3f}"] if duration else []
     base = ["-i", os.fspath(video), *trim, "-i", os.fspath(audio), "-map", "0:v", "-map", "1:a:0",
             "-c:v", "copy"]
     tail = ["-movflags", "+faststart", os.fspath(out)]
     try:
-        _run_ffmpeg(base + ["-c:a", "copy"] + tail, "copy the audio track")
+        ffmpeg.run_checked(base + ["-c:a", "copy"] + tail, "copy the audio track")
     except RuntimeError:  # codec the container does not take: encode to AAC instead
-        _run_ffmpeg(base + ["-c:a", "aac", "-b:a", "192k"] + tail, "encode the audio track")
+        ffmpeg.run_checked(base + ["-c:a", "aac", "-b:a", "192k"] + tail, "encode the audio track")
 
 
 def read_frames(path) -> Iterator[np.ndarray]:
@@ -373,7 +296,7 @@ def count_frames(path, *, check: bool = False) -> int:
                 try:
                     with Image.open(f) as im:
                         im.verify()
-                except Exception as err:
+                except Exception:
                     raise ValueError(f"{os.fspath(f)!r} is damaged") from None
         return len(files)
     if not p.is_file():
@@ -392,23 +315,12 @@ def count_frames(path, *, check: bool = False) -> int:
                     fr.load()
                     n += 1
                 return n
-        except Exception as err:
+        except Exception:
             raise ValueError(f"{os.fspath(p)!r} is damaged") from None
-    if not check:
-        try:
-            return _count_frames(p)
-        except RuntimeError as err:
-            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
-    proc = subprocess.run(
-        [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1",
-         "-i", os.fspath(p), "-map", "0:v:0", "-f", "null", "-"],
-        stdin=subprocess.DEVNULL, capture_output=True, **_popen_isolation(),
-    )
-    counts = re.findall(rb"^frame=\s*(\d+)", proc.stdout, flags=re.M)
-    err = proc.stderr.decode("utf-8", "replace").strip()
-    if proc.returncode != 0 or not counts or err:
-        raise ValueError(f"{os.fspath(p)!r} is damaged")
-    return int(counts[-1])
+    try:
+        return ffmpeg.count_frames(p, decode=check)
+    except RuntimeError:
+        raise ValueError(f"{os.fspath(p)!r} is damaged") from None
 
 
 def has_frames(folder) -> bool:
@@ -454,17 +366,15 @@ class _FfmpegPipe:
         h, w = shape
         self._what = what
         self._log = tempfile.TemporaryFile()
-        cmd = [_ffmpeg_exe(), "-hide_banner", "-loglevel", "warning", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", _fps_arg(fps),
-               "-i", "-", *output_args, os.fspath(out)]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log, **_popen_isolation())
+        self._proc = ffmpeg.popen(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", _fps_arg(fps),
+                                   "-i", "-", *output_args, os.fspath(out)], loglevel="warning",
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def _failure(self) -> RuntimeError:
         rc = self._proc.wait()
         self._log.seek(0)
         err = self._log.read().decode("utf-8", "replace")
-        return RuntimeError(f"ffmpeg failed to {self._what} (exit {rc}):\n{_tail(err)}")
+        return RuntimeError(f"ffmpeg failed to {self._what} (exit {rc}):\n{ffmpeg.tail(err)}")
 
     def write(self, frame: np.ndarray) -> None:
         try:
@@ -622,7 +532,7 @@ class FrameWriter:
                 self.frames_before = getattr(im, "n_frames", 1)
                 self._enc_shape = (im.height, im.width)
             return
-        info = _probe(p)
+        info = ffmpeg.probe(p)
         if info["video"] is None or info["codec"] != "h264" or info["pix_fmt"] != "yuv420p":
             raise ValueError(
                 f"cannot append to {os.fspath(self.path)!r}: expected an H.264 yuv420p MP4 "
@@ -632,7 +542,7 @@ class FrameWriter:
         if old_fps and abs(old_fps - float(self.fps)) > 0.006 + 1e-3 * old_fps:
             raise ValueError(f"cannot append at {self.fps} fps to {os.fspath(self.path)!r}, "
                              f"which plays at {old_fps} fps")
-        self.frames_before = _count_frames(p)
+        self.frames_before = ffmpeg.count_frames(p)
         w, h = info["video"]
         self._enc_shape = (h, w)
         self._old_audio = info["audio_codec"] is not None
@@ -755,7 +665,7 @@ class FrameWriter:
                     old_len = f"duration {self.frames_before / float(self.fps):.6f}\n"
                     listing = os.path.join(work, "list.txt")
                     Path(listing).write_text("file 'old.mp4'\n" + old_len + "file 'new.mp4'\n", encoding="utf-8")
-                    _run_ffmpeg(["-f", "concat", "-safe", "1", "-i", listing,
+                    ffmpeg.run_checked(["-f", "concat", "-safe", "1", "-i", listing,
                                  "-map", "0:v", "-c", "copy", "-movflags", "+faststart",
                                  os.fspath(joined)], "join the old and new video segments")
                 final = joined
@@ -763,7 +673,7 @@ class FrameWriter:
             if audio is None and self._old_audio:
                 audio = self._abs  # keep the resumed file's own soundtrack
             if audio is not None:
-                if _probe(audio)["audio_codec"] is not None:
+                if ffmpeg.probe(audio)["audio_codec"] is not None:
                     muxed = self._temp_file()
                     _mux(final, audio, muxed)
                     final = muxed

@@ -142,8 +142,6 @@ def _logits(*parts: nn.Module) -> nn.Module:
 
 
 def _inception_v3(state: dict | None) -> Backbone:
-    from torch import nn  # noqa: F811
-
     from . import nets
     from .backbone import Backbone
     net = nets.Inception3(init_weights=state is None)
@@ -154,8 +152,6 @@ def _inception_v3(state: dict | None) -> Backbone:
 
 
 def _googlenet(state: dict | None) -> Backbone:
-    from torch import nn  # noqa: F811
-
     from . import nets
     from .backbone import Backbone
     net = nets.GoogLeNet(init_weights=state is None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,14 +55,13 @@ class AudioFeatures:
 
 def decode_mono(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio stream as mono float32 samples, or a one-line DreamError (missing file, no audio)."""
-    import imageio_ffmpeg
+    from ..io import ffmpeg
 
     p = Path(path)
     if not p.is_file():
         raise DreamError(f"audio track {str(p)!r} does not exist")
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", os.fspath(p),
-           "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True)
+    proc = ffmpeg.run(["-i", os.fspath(p), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le",
+                       "pipe:1"])
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace")
         if "matches no streams" in err or "does not contain any stream" in err:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,7 +28,10 @@ from ..errors import DreamError
 from ..io.images import to_uint8
 from .frames import FrameStart, fingerprint
 
-from ..options import DEFAULT_BLEND, FLOW_CHOICES, command_defaults
+from ..options import DEFAULT_BLEND, command_defaults
+
+if TYPE_CHECKING:
+    import torch
 
 #: The first frame has no previous dream to continue: it is dreamt up to this many times over (see warmup_passes).
 MAX_WARMUP = 10
@@ -192,15 +194,13 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
 
 def audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
     """The source's first audio track from ``start`` (stream copy into Matroska, which takes any codec)."""
-    import imageio_ffmpeg
+    from ..io import ffmpeg
 
     out = folder / "audio.mka"
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-           "-ss", f"{start:.6f}", "-i", os.fspath(src)]
+    args = ["-y", "-ss", f"{start:.6f}", "-i", os.fspath(src)]
     if end is not None:
-        cmd += ["-t", f"{end - start:.6f}"]
-    cmd += ["-map", "0:a:0", "-vn", "-c:a", "copy", os.fspath(out)]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True)
+        args += ["-t", f"{end - start:.6f}"]
+    proc = ffmpeg.run(args + ["-map", "0:a:0", "-vn", "-c:a", "copy", os.fspath(out)])
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         return None
     return out
