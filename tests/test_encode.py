@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dreamreel.io import ffmpeg
-from dreamreel.io import writer as encode
+from dreamreel.io import ffmpeg, sinks
 from dreamreel.io.writer import kind_for, mux_audio, open_writer, read_frames
 
 REALSHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "realshort.mp4"
@@ -360,7 +359,7 @@ class GatedSink:
 
 def test_append_blocks_when_queue_is_full_so_memory_is_bounded(tmp_path, monkeypatch):
     sink = GatedSink()
-    monkeypatch.setattr(encode, "_open_sink", lambda *a, **k: sink)
+    monkeypatch.setattr(sinks, "open_sink", lambda *a, **k: sink)
     w = open_writer(tmp_path / "slow/", queue_size=2)
     done = []
 
@@ -403,7 +402,7 @@ class FailingSink:
 
 
 def test_background_write_error_is_raised_by_a_later_append(tmp_path, monkeypatch):
-    monkeypatch.setattr(encode, "_open_sink", lambda *a, **k: FailingSink("write"))
+    monkeypatch.setattr(sinks, "open_sink", lambda *a, **k: FailingSink("write"))
     w = open_writer(tmp_path / "a.mp4", queue_size=1)
     with pytest.raises(OSError, match="No space left"):
         for f in ramp(20):
@@ -415,7 +414,7 @@ def test_background_write_error_is_raised_by_a_later_append(tmp_path, monkeypatc
 
 
 def test_background_finish_error_is_raised_by_close(tmp_path, monkeypatch):
-    monkeypatch.setattr(encode, "_open_sink", lambda *a, **k: FailingSink("finish"))
+    monkeypatch.setattr(sinks, "open_sink", lambda *a, **k: FailingSink("finish"))
     with pytest.raises(OSError, match="No space left"):
         write(tmp_path / "a.gif", ramp(3))
     assert os.listdir(tmp_path) == []

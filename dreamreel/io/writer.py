@@ -41,7 +41,6 @@ import queue
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 from fractions import Fraction
@@ -50,34 +49,17 @@ from typing import Iterator
 
 import numpy as np
 
-from . import ffmpeg
+from . import ffmpeg, sinks
+from .sinks import FRAME_NAME
 
 __all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output", "remove_output", "has_frames"]
 
 log = logging.getLogger(__name__)
 
-_FRAME_NAME = "frame_{:06d}.png"
 _FRAME_RE = re.compile(r"^frame_(\d{6,})\.png$")
 _SUFFIX_KIND = {".mp4": "mp4", ".gif": "gif"}
 
-# Per-frame adaptive palette and Floyd-Steinberg dithering.  Measured against
-# ordered (Bayer) dithering, no dithering, Sierra-2-4A and Pillow's quantizers on a
-# smooth gradient pan, a saturated "dreamy" zoom and a real clip: error diffusion
-# removes the banding of undithered/Bayer palettes (Lab dE after a 2 px blur 1.0-1.2
-# vs 1.5-2.1), and Floyd-Steinberg has the least frame-to-frame dither crawl of the
-# error-diffusion kernels.  Pillow's GIF writer keeps every frame in memory, so it
-# cannot stream; ffmpeg can, in its own process.
-_GIF_FILTER = (
-    "split[a][b];[a]palettegen=stats_mode=single:reserve_transparent=0[p];"
-    "[b][p]paletteuse=new=1:dither=floyd_steinberg"
-)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _fps_arg(fps: float) -> str:
-    return str(Fraction(fps).limit_denominator(1_000_000))
 
 
 def _new_temp(target: Path, suffix: str, *, directory: bool = False) -> Path:
@@ -288,7 +270,7 @@ def count_frames(path, *, check: bool = False) -> int:
         files = _frame_files(p)
         if sorted(files) != list(range(len(files))):
             gap = min(set(range(len(files))) - set(files))
-            raise ValueError(f"{_FRAME_NAME.format(gap)} is missing from {os.fspath(p)!r}")
+            raise ValueError(f"{FRAME_NAME.format(gap)} is missing from {os.fspath(p)!r}")
         if check:
             from PIL import Image
 
@@ -353,88 +335,6 @@ def move_output(src, dest) -> None:
         if idx not in new:
             f.unlink()
     shutil.rmtree(src, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- sinks
-
-
-class _FfmpegPipe:
-    """An ffmpeg process reading raw RGB frames on stdin; stderr captured to a temp file."""
-
-    def __init__(self, out: Path, shape: tuple[int, int], fps: float, output_args: list[str],
-                 what: str):
-        h, w = shape
-        self._what = what
-        self._log = tempfile.TemporaryFile()
-        self._proc = ffmpeg.popen(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", _fps_arg(fps),
-                                   "-i", "-", *output_args, os.fspath(out)], loglevel="warning",
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
-
-    def _failure(self) -> RuntimeError:
-        rc = self._proc.wait()
-        self._log.seek(0)
-        err = self._log.read().decode("utf-8", "replace")
-        return RuntimeError(f"ffmpeg failed to {self._what} (exit {rc}):\n{ffmpeg.tail(err)}")
-
-    def write(self, frame: np.ndarray) -> None:
-        try:
-            self._proc.stdin.write(frame.data)
-        except (BrokenPipeError, OSError, ValueError):
-            raise self._failure() from None
-
-    def finish(self) -> None:
-        try:
-            self._proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        if self._proc.wait() != 0:
-            raise self._failure()
-        self._log.close()
-
-    def kill(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for f in (self._proc.stdin, self._log):
-            try:
-                f.close()
-            except (BrokenPipeError, OSError):
-                pass
-
-
-class _PngFolder:
-    def __init__(self, folder: Path, start: int):
-        self._folder = folder
-        self._next = start
-
-    def write(self, frame: np.ndarray) -> None:
-        import cv2
-
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        if not ok:
-            raise RuntimeError("PNG encoding failed")
-        buf.tofile(self._folder / _FRAME_NAME.format(self._next))
-        self._next += 1
-
-    def finish(self) -> None:
-        pass
-
-    def kill(self) -> None:
-        pass
-
-
-def _open_sink(kind: str, target: Path, shape: tuple[int, int], fps: float, crf: int,
-               start: int = 0):
-    """Encoder for one output; ``target`` is the temp file/folder.  Tests replace this."""
-    if kind == "mp4":
-        args = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart"]
-        return _FfmpegPipe(target, shape, fps, args, "encode the MP4")
-    if kind == "gif":
-        args = ["-lavfi", _GIF_FILTER, "-loop", "0", "-f", "gif"]
-        return _FfmpegPipe(target, shape, fps, args, "encode the GIF")
-    return _PngFolder(target, start)
 
 
 # --------------------------------------------------------------------------- writer
@@ -553,7 +453,7 @@ class FrameWriter:
             if self._aborting:
                 return False
             if self._sink is None:
-                self._sink = _open_sink(self.kind, self._target, shape, self.fps, self.crf,
+                self._sink = sinks.open_sink(self.kind, self._target, shape, self.fps, self.crf,
                                         self.frames_before)
             return True
 
