@@ -199,13 +199,9 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
 
     check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
     recorders = still_recorders(p.values)
-    try:
-        with recording(recorders):
-            return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
-                               show_progress=show_progress, engine=engine)
-    except KeyboardInterrupt as exc:
-        exc.recorder_notes = [r.note for r in recorders if r.note]  # what each recording kept
-        raise
+    with recording(recorders):
+        return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
+                           show_progress=show_progress, engine=engine)
 
 
 def zoom(image, *, preset: str | None = None, show_progress: bool = False, **options) -> Iterator[np.ndarray]:

@@ -322,3 +322,35 @@ def test_decoder_errors_in_the_kept_frames_are_a_failure_not_a_success(clip, tmp
     line = _one_line(capsys.readouterr().err)
     assert "decoding errors" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4"]
+
+
+def test_an_interrupted_recording_keeps_the_finished_one_it_would_replace(tmp_path, monkeypatch, capsys):
+    from dreamreel.render import recorders
+
+    prog = tmp_path / "p.mp4"
+    args = ["dream", "noise:48x48", "-o", str(tmp_path / "d.png"), "--octaves", "1", "--steps", "6", "--progress",
+            str(prog), "-q"]
+    assert main(args + ["--seed", "1"]) == 0
+    old = prog.read_bytes()
+    assert _decoded(prog) == 7
+    real, calls = recorders.ProgressRecorder.on_step, []
+
+    def interrupt(self, step):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, step)
+
+    monkeypatch.setattr(recorders.ProgressRecorder, "on_step", interrupt)
+    capsys.readouterr()
+    assert main(args + ["--seed", "2"]) == 130
+    err = capsys.readouterr().err
+    assert prog.read_bytes() == old  # the finished recording was not replaced by the interrupted one
+    assert f"{prog} still holds its earlier progress recording" in err, err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
+
+    calls.clear()
+    fresh = tmp_path / "q.mp4"
+    assert main(args[:-2] + [str(fresh), "-q", "--seed", "2"]) == 130
+    err = capsys.readouterr().err
+    assert f"{fresh} holds {_decoded(fresh)} progress frames" in err and _decoded(fresh) >= 1, err

@@ -388,6 +388,9 @@ class FrameWriter:
             raise ValueError(f"{os.fspath(self.path)!r} exists and is not a folder")
         if append:
             self._inspect_old()
+        # A finished output is only replaced by a complete one: interrupted, this writer keeps the old one.
+        self.replaces = not append and (self._abs.is_file() or (self._abs.is_dir() and bool(_frame_files(self._abs))))
+        self.kept_earlier = False  # set when an interruption discarded this writer's frames for the old output
 
         self._abs.parent.mkdir(parents=True, exist_ok=True)
         self._temps: list[Path] = []
@@ -641,8 +644,10 @@ class FrameWriter:
         if exc_type is None:
             self.close()
         elif issubclass(exc_type, KeyboardInterrupt):
-            # Keep what was rendered so far as a playable file, then let Ctrl-C through.
-            if self._appended == 0:
+            # Keep what was rendered so far as a playable file (unless that would replace a finished output at
+            # the path), then let Ctrl-C through.
+            if self._appended == 0 or self.replaces:
+                self.kept_earlier = self.replaces
                 self.abort()
             else:
                 try:

@@ -83,6 +83,16 @@ def step_caption(step: Step) -> str:
     return f"octave {step.octave + 1}/{step.n_octaves} · step {step.step + 1}/{step.steps}"
 
 
+def interrupted_note(writer, what: str) -> str:
+    """What an interrupted recording left at its path."""
+    if writer.kept_earlier:
+        return f"{writer.path} still holds its earlier {what} recording (this render's frames were discarded)"
+    total = writer.frames_before + writer.frames_written
+    if total == 0:
+        return f"no {what} frames were written to {writer.path}"
+    return f"{writer.path} holds {total} {what} frames"
+
+
 class ProgressRecorder(Recorder):
     """The image after each optimisation step across all octaves, scaled to the final size.
 
@@ -109,7 +119,7 @@ class ProgressRecorder(Recorder):
             with contextlib.suppress(Exception):
                 self._flush(wait=True)
             result = self.writer.__exit__(*exc)
-            self.note = f"{self.path} holds {self.writer.frames_written} progress frames"
+            self.note = interrupted_note(self.writer, "progress")
             return result
         return self.writer.__exit__(*exc)
 
@@ -286,7 +296,10 @@ class FrameOverlay(Recorder):
         return self
 
     def __exit__(self, *exc):
-        return self.writer.__exit__(*exc)
+        result = self.writer.__exit__(*exc)
+        if exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            self.note = interrupted_note(self.writer, "overlay")
+        return result
 
     def on_step(self, step: Step) -> None:
         if step.step + 1 != step.steps or step.octave + 1 != step.n_octaves:
@@ -411,8 +424,13 @@ def frame_recorders(values: dict, fps: float, *, resume: bool = False, progress:
 
 @contextlib.contextmanager
 def recording(recorders: Sequence):
-    """Enter every recorder (its writers); on Ctrl-C they keep what they finished."""
-    with contextlib.ExitStack() as stack:
-        for r in recorders:
-            stack.enter_context(r)
-        yield recorders
+    """Enter every recorder (its writers); on Ctrl-C they keep what they finished, and the interruption carries
+    ``recorder_notes``: what each recording left on disk."""
+    try:
+        with contextlib.ExitStack() as stack:
+            for r in recorders:
+                stack.enter_context(r)
+            yield recorders
+    except KeyboardInterrupt as exc:
+        exc.recorder_notes = [r.note for r in recorders if r.note]
+        raise
