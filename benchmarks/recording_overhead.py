@@ -12,7 +12,7 @@ from _common import interleaved, machine
 import numpy as np
 import torch
 
-from dreamreel.render import draw
+from dreamreel.render import chart, draw
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.models import create_model
 from dreamreel.engine.objectives import layer
@@ -51,8 +51,8 @@ def main():
 
     def charts():
         for _ in range(a.steps):
-            draw.activation_chart_frame(image, means, ghost=means * 0.9, y_range=(-5, 5), caption="octave 1/1 · step 1/10",
-                                        layer="block10")
+            chart.activation_chart_frame(image, means, ghost=means * 0.9, y_range=(-5, 5),
+                                         caption="octave 1/1 · step 1/10", layer="block10")
 
     def overlays():
         for _ in range(a.steps):

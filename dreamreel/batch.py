@@ -9,8 +9,7 @@ interrupted clip from its checkpoint.
 
 Each worker loads the model once and reuses it for every item. ``--jobs N`` runs N worker processes on the
 CPU, each with cores/N torch threads; with a GPU, items run one at a time (N > 1 is refused).
-:class:`BatchOnRay` runs the items on a Ray cluster instead (``distributed.run_items``): inputs and outputs
-travel through Ray's object store, and this process alone publishes the files and owns the manifest.
+``batch_ray.BatchOnRay`` runs the items on a Ray cluster instead (``batch --ray``).
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ import dataclasses
 import glob
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DreamError, short_path
@@ -387,140 +384,3 @@ def run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, t
             w.join(timeout=10)
             if w.is_alive():
                 w.terminate()
-
-
-# ---------------------------------------------------------------- batch on Ray
-
-
-def batch_setup(options: dict):
-    return Runner(options)
-
-
-def batch_work(runner, meta: dict, data: bytes) -> dict:
-    """In a worker: write the input bytes to a private folder, dream it there, return the output and sidecar
-    bytes (the sidecar's input/output paths are the driver's). Never raises but for a dying process."""
-    from .distributed import node_label
-    from .io.sidecar import sidecar_path
-
-    tmp = Path(tempfile.mkdtemp(prefix="dreamreel-ray-"))
-    try:
-        src = tmp / "in" / meta["input_name"]
-        out = tmp / "out" / meta["output_name"]
-        src.parent.mkdir()
-        out.parent.mkdir()
-        src.write_bytes(data)
-        os.utime(src, ns=(meta["mtime_ns"], meta["mtime_ns"]))
-        res = dict(runner.run(Item(str(src), meta["kind"], output=str(out)), show_progress=False))
-        res["node"] = node_label()
-        if res["status"] == "done":
-            res["output_bytes"] = out.read_bytes()
-            side = json.loads(sidecar_path(out).read_text())
-            side["input"], side["output"] = meta["input"], meta["output"]
-            side["node"] = res["node"]
-            res["sidecar"] = side
-        return res
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@dataclass
-class BatchOnRay:
-    """``batch --ray``: the checked Ray settings, the connection, and the run that publishes results here.
-
-    ``notes`` collects what the caller should tell the user (the library prints nothing).
-    """
-
-    address: str | None
-    cpus: int
-    gpus: float | None  # None: 1 per worker when the cluster has GPUs, else none
-    cluster: object = None  # distributed.Cluster, once connected
-    notes: list[str] = field(default_factory=list)
-
-    @classmethod
-    def create(cls, address: str | None = None, *, cpus_per_item: int | None = None,
-               gpus_per_item: float | None = None, jobs: int = 1) -> "BatchOnRay":
-        """Check the settings (one-line DreamErrors) and that Ray imports; nothing connects yet.
-
-        ``address``: a cluster address, or None/"" for ``RAY_ADDRESS`` or a fresh local cluster.
-        ``cpus_per_item``: CPUs (= torch threads) per worker [default: this process's torch threads, so the
-        outputs are those of a run without Ray]. ``gpus_per_item``: GPUs per worker, fractions pack several on
-        one GPU [default: 1 when the cluster has GPUs].
-        """
-        from .distributed import import_ray
-
-        address = address or None
-        if address and (Path(address).exists() or media_kind(Path(address))):
-            raise DreamError(f"--ray took {address!r} as the cluster address",
-                             "put --ray after the inputs, or write --ray=ADDRESS")
-        if jobs != 1:
-            raise DreamError("--jobs and --ray do not mix: Ray runs one worker per --cpus-per-item CPUs (or GPU)")
-        if gpus_per_item is not None and gpus_per_item > 1 and gpus_per_item != int(gpus_per_item):
-            raise DreamError(f"bad value {gpus_per_item!r} for --gpus-per-item", "a fraction <= 1, or a whole number")
-        if cpus_per_item is None:
-            import torch
-
-            cpus_per_item = torch.get_num_threads()
-        import_ray()
-        return cls(address, int(cpus_per_item), gpus_per_item)
-
-    def connect(self) -> None:
-        from .distributed import connect
-
-        self.cluster = connect(self.address)
-        if self.gpus is not None and self.cluster.gpus() == 0:
-            self.cluster.close()
-            raise DreamError(f"--gpus-per-item {self.gpus:g}, but the Ray cluster has no GPUs",
-                             "leave it out to run on the CPUs")
-        most = self.cluster.max_node_cpus()
-        if 0 < most < self.cpus and (self.gpus is None and self.cluster.gpus() == 0):
-            self.notes.append(f"no Ray node has {self.cpus} CPUs: workers use {most} (outputs can differ from a "
-                              f"run with {self.cpus} torch threads)")
-            self.cpus = most
-
-    def run(self, todo: list[int], items: list, options: dict, record) -> None:
-        """Dream ``items[todo]`` on the cluster; publish each result atomically, then ``record(i, result)``.
-
-        Ctrl-C: the workers are killed, the items at hand stay pending ("interrupted"), and KeyboardInterrupt
-        goes on to the caller (which writes the manifest). The connection is closed in any case.
-        """
-        from .distributed import Failure, run_items
-        from .io.images import atomic_path
-        from .io.sidecar import sidecar_path
-        from .render.frames import Checkpoint
-
-        gpus = self.gpus if self.gpus is not None else (1.0 if self.cluster.gpus() > 0 else 0.0)
-        work = []
-        for i in todo:
-            it = items[i]
-            src, out = Path(it.input), Path(it.output)
-            meta = {"input": it.input, "output": it.output, "kind": it.kind, "input_name": src.name,
-                    "output_name": out.name, "mtime_ns": src.stat().st_mtime_ns if src.exists() else 0}
-            work.append((meta, src.read_bytes))
-        started: set[int] = set()
-        try:
-            results = run_items(self.cluster, work, setup=batch_setup, setup_arg=options, work=batch_work,
-                                cpus=self.cpus if not gpus else 1, gpus=gpus, started=started)
-            try:
-                for k, res in results:
-                    i = todo[k]
-                    if isinstance(res, Failure):
-                        res = {"status": "failed", "reason": res.reason, "seconds": None, "node": None}
-                    if res["status"] == "done":
-                        out = Path(items[i].output)
-                        out.parent.mkdir(parents=True, exist_ok=True)
-                        with atomic_path(out) as tmp:
-                            tmp.write_bytes(res.pop("output_bytes"))
-                        with atomic_path(sidecar_path(out)) as tmp:  # the worker's sidecar, its versions included
-                            tmp.write_text(json.dumps(res.pop("sidecar"), indent=2, default=str) + "\n")
-                        if items[i].kind == "video":  # an older local run's partial render of it is superseded
-                            Checkpoint(out).remove()
-                    started.discard(k)
-                    record(i, res)
-            finally:
-                results.close()
-        except KeyboardInterrupt:
-            for k in started:  # dispatched, not finished
-                items[todo[k]].reason = "interrupted"
-            raise
-        finally:
-            self.cluster.close()

@@ -8,7 +8,7 @@ finish, in any order; the driver alone writes files. An actor whose process dies
 Ray (its ``setup`` runs again) and the item retried, up to ``retries`` times; a dead actor's item never
 yields two results. Ctrl-C on the driver kills the actors and leaves the items at hand unfinished.
 
-``batch --ray`` (``batch.BatchOnRay``) is the first user; ``render.segments`` (``video --segments``) the second.
+``batch --ray`` (``batch_ray.BatchOnRay``) is the first user; ``render.segments`` (``video --segments``) the second.
 Nothing here prints or parses flags: the CLI (``cli/batch.py``, ``cli/commands.py``) does.
 
 Float results of the dream depend on torch's thread count (realshort.mp4 at 48 px: frames differ by up to

@@ -1,11 +1,11 @@
-"""Tests for dreamreel.render.draw: chart/overlay frames must be even-sized RGB, deterministic, and
+"""Tests for dreamreel.render.draw and .chart: chart/overlay frames must be even-sized RGB, deterministic, and
 draw what the numbers say (taller bar -> more pixels, ghost outline, fixed axes, target plot)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from dreamreel.render import draw
+from dreamreel.render import chart, draw
 
 H, W = 160, 200  # image height == MIN_PANEL_HEIGHT, so the image is not rescaled
 
@@ -19,7 +19,7 @@ def _chart(means, **kw):
     kw.setdefault("y_range", (0.0, 1.0))
     kw.setdefault("caption", "octave 1/1 \u00b7 step 1/10")
     img = kw.pop("image", _img())
-    return draw.activation_chart_frame(img, np.asarray(means, float), **kw)
+    return chart.activation_chart_frame(img, np.asarray(means, float), **kw)
 
 
 def _panel(frame, image_w=W, panel_h=H):
@@ -56,12 +56,12 @@ def test_chart_frame_is_even_sized_rgb_uint8(h, w, with_target):
     assert f.ndim == 3 and f.shape[2] == 3
     assert f.shape[0] % 2 == 0 and f.shape[1] % 2 == 0
     # panel height follows the image but never drops below the legibility minimum
-    assert f.shape[0] >= max(h, draw.MIN_PANEL_HEIGHT)
+    assert f.shape[0] >= max(h, chart.MIN_PANEL_HEIGHT)
 
 
 def test_small_image_is_scaled_up_to_min_panel_height_and_panel_is_wider_than_tall():
     f = _chart(np.ones(16), image=_img(40, 60))
-    panel_h = draw.MIN_PANEL_HEIGHT
+    panel_h = chart.MIN_PANEL_HEIGHT
     img_w = round(60 * panel_h / 40)  # 240
     # left part is the (flat grey) image scaled to the panel height
     assert np.all(f[:panel_h, :img_w] == 90)
@@ -117,7 +117,7 @@ def test_bars_are_separate_for_few_features_and_a_filled_profile_for_many():
     many = _changed(_panel(_chart(np.zeros(2000))), _panel(_chart(np.full(2000, 0.5)))).any(axis=0)
     groups = _column_groups(np.flatnonzero(many))
     assert len(groups) == 1  # thinner than a pixel per feature: one continuous filled area
-    assert groups[0].size > 0.7 * draw.MIN_PANEL_HEIGHT * draw.PANEL_ASPECT
+    assert groups[0].size > 0.7 * chart.MIN_PANEL_HEIGHT * chart.PANEL_ASPECT
 
 
 def test_many_features_keep_isolated_peaks_visible():
@@ -126,7 +126,7 @@ def test_many_features_keep_isolated_peaks_visible():
     diff = _changed(_panel(_chart(np.zeros(2000))), _panel(_chart(m)))
     cols = np.flatnonzero(diff.any(axis=0))
     assert cols.size >= 1
-    assert diff.sum(axis=0).max() > 0.5 * draw.MIN_PANEL_HEIGHT * 0.5  # still a tall bar
+    assert diff.sum(axis=0).max() > 0.5 * chart.MIN_PANEL_HEIGHT * 0.5  # still a tall bar
 
 
 def test_ghost_outline_is_drawn_above_bar_where_ghost_exceeds_means():
@@ -138,10 +138,10 @@ def test_ghost_outline_is_drawn_above_bar_where_ghost_exceeds_means():
     with_ghost = _panel(_chart(m, ghost=g))
     diff = _changed(no_ghost_change, with_ghost)
     assert diff.any()
-    ghost_px = np.all(with_ghost == draw.GHOST, axis=2) & diff
+    ghost_px = np.all(with_ghost == chart.GHOST, axis=2) & diff
     assert ghost_px.sum() > 0
     # the outline sits well above the (shorter) current bar
-    bar_px = np.all(with_ghost == draw.BAR_BASE, axis=2)
+    bar_px = np.all(with_ghost == chart.BAR_BASE, axis=2)
     cols = np.flatnonzero(ghost_px.any(axis=0))
     assert bar_px[:, cols].any()
     ghost_row = np.flatnonzero(ghost_px[:, cols].any(axis=1)).min()
@@ -155,13 +155,13 @@ def test_growth_above_ghost_is_drawn_in_growth_colour():
     m[7] = 0.9
     grown, flat = _panel(_chart(m, ghost=g)), _panel(_chart(g, ghost=g))
     diff = _changed(flat, grown)
-    growth = np.all(grown == draw.BAR_GROWTH, axis=2) & diff
+    growth = np.all(grown == chart.BAR_GROWTH, axis=2) & diff
     # only feature 7 grew: one run of growth-coloured columns, covering its rise from 0.2 to 0.9
     assert len(_column_groups(np.flatnonzero(growth.any(axis=0)))) == 1
     assert growth.sum(axis=0).max() >= 0.8 * diff.sum(axis=0).max()
     # nothing grew -> no growth colour anywhere in the plot (the legend swatch is the same in both)
-    assert np.array_equal(np.all(flat == draw.BAR_GROWTH, axis=2),
-                          np.all(_panel(_chart(np.zeros(16), ghost=np.zeros(16))) == draw.BAR_GROWTH, axis=2))
+    assert np.array_equal(np.all(flat == chart.BAR_GROWTH, axis=2),
+                          np.all(_panel(_chart(np.zeros(16), ghost=np.zeros(16))) == chart.BAR_GROWTH, axis=2))
 
 
 def test_negative_means_draw_below_the_zero_line():
@@ -204,13 +204,13 @@ def test_target_series_adds_line_pixels_in_target_plot_below_bars():
     assert diff.sum() > 20
     rows = np.flatnonzero(diff.any(axis=1))
     assert rows.min() > H // 2  # the target plot lives in the lower part of the panel
-    line_px = np.all(drawn == draw.TARGET_LINE, axis=2)
+    line_px = np.all(drawn == chart.TARGET_LINE, axis=2)
     assert line_px.sum() > 5
 
 
 def _target_dot(panel):
     """(row, col) of the current-value dot: the rightmost pixels in the exact target-line colour."""
-    px = np.all(panel == draw.TARGET_LINE, axis=2)
+    px = np.all(panel == chart.TARGET_LINE, axis=2)
     rows, cols = np.nonzero(px)
     right = cols >= cols.max() - 2
     return rows[right].mean(), cols.max()

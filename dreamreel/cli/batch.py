@@ -1,4 +1,5 @@
-"""``dreamreel batch``: flags, the manifest's progress and the exit status; the work is in ``dreamreel.batch``."""
+"""``dreamreel batch``: flags, the manifest's progress and the exit status; the work is in ``dreamreel.batch``
+(``dreamreel.batch_ray`` with --ray)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import BatchOnRay, Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
+from ..batch import Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
+from ..batch_ray import BatchOnRay
 from ..errors import DreamError
 from .flags import add_options, given
 
@@ -131,7 +133,7 @@ def cmd_batch(args) -> int:
 
 
 def ray_batch(args, jobs: int, values: dict):
-    """``--ray``, ``--cpus-per-item``, ``--gpus-per-item`` as a ``batch.BatchOnRay`` (None without --ray)."""
+    """``--ray``, ``--cpus-per-item``, ``--gpus-per-item`` as a ``batch_ray.BatchOnRay`` (None without --ray)."""
     from ..options import parse_value
 
     given_values = {k: parse_value(k, v, "--" + k.replace("_", "-")) for k, v in values.items() if v is not None}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import draw
+from . import chart, draw
 from ..engine import DreamResult, DreamSettings, Size, Step, resize
 from ..errors import DreamError
 from ..io.images import atomic_path
@@ -247,14 +247,14 @@ class ActivationRecorder(Recorder):
             for t, frame in enumerate(self.frames):
                 image = frame.numpy()
                 if m is not None:
-                    out = draw.activation_chart_frame(
+                    out = chart.activation_chart_frame(
                         image, m[t], ghost=m[0], y_range=y_range, caption=self._caption(t, name), layer=name,
                         target_series=None if target is None else target[: t + 1], target_range=t_range,
                         target_label=f"p({self.target_label})" if target is not None else "", total_steps=total,
                     )
                 else:  # a class target alone: the image beside the probability curve
                     zero = np.zeros(1, dtype=np.float32)
-                    out = draw.activation_chart_frame(
+                    out = chart.activation_chart_frame(
                         image, zero, ghost=zero, y_range=(0.0, 1.0), caption=self._caption(t, "logits"), layer="",
                         target_series=target[: t + 1], target_range=t_range,
                         target_label=f"p({self.target_label})", total_steps=total,
