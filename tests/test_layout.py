@@ -100,3 +100,13 @@ def test_only_io_ffmpeg_starts_ffmpeg_or_reads_its_header():
         if hits:
             users[_module(path)] = hits
     assert set(users) == {"dreamreel.io.ffmpeg"}, users
+
+
+def test_each_subpackage_offers_a_small_public_surface():
+    import importlib
+
+    for name in ("dreamreel", "dreamreel.engine", "dreamreel.models", "dreamreel.io", "dreamreel.render"):
+        pkg = importlib.import_module(name)
+        assert 3 <= len(pkg.__all__) <= 25, (name, pkg.__all__)
+        for attr in pkg.__all__:
+            assert getattr(pkg, attr) is not None, (name, attr)

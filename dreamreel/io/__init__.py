@@ -1,1 +1,21 @@
-"""Frames in and files out: ffmpeg, readers, streaming writers, sidecars (knows nothing of models)."""
+"""Frames in and files out: ffmpeg, readers, streaming writers, sidecars (knows nothing of models).
+
+The public surface, imported on first use (``import dreamreel.io`` loads nothing heavy)::
+
+    from dreamreel.io import open_writer, read_frames, iter_frames, probe_video, load_image
+"""
+
+import importlib
+
+_PUBLIC = {
+    "open_writer": "writer", "read_frames": "writer", "count_frames": "writer", "kind_for": "writer",
+    "mux_audio": "writer", "iter_frames": "readers", "probe_video": "readers", "load_image": "images",
+    "write_sidecar": "sidecar",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the registry's metadata needs no torch: `dreamreel models` 
 
     from .backbone import Backbone
 
+__all__ = ["ModelSpec", "register", "list_models", "get_spec", "create_model", "describe_weights", "check_weights_arg",
+           "load_state_dict_file", "WEIGHT_CHOICES"]
+
 WEIGHT_CHOICES = ("default", "random", "PATH")
 
 
