@@ -9,6 +9,10 @@
 3. Seams: mean |horizontal difference| of the dreamt detail on the columns where a fixed tile grid puts its
    borders, divided by that on all other columns; for the random grid offset of every step (the default)
    and for a fixed grid (the same grid every step), which shows what the offset prevents.
+4. The gradient buffer: a tiled still with the dream defaults (lapnorm, decorrelated colour, robust views),
+   bfloat16 buffer (the CPU default, tiles.CPU_GRAD_DTYPE) vs float32, same seed: mean and max |difference|
+   of the 8-bit outputs after 1 step and after 2 octaves of 6, against the dream's strength and against the
+   difference another thread count makes to the float32 dream (the dream amplifies any rounding over steps).
 
     python benchmarks/tiles.py [--sizes 2k,4k,8k] [--tile 512] [--skip-memory]
 """
@@ -141,6 +145,34 @@ def agreement_and_seams(photo, threads):
           f"{seam_ratio(tiled):.3f}, fixed grid {seam_ratio(fixed):.3f}, untiled {seam_ratio(untiled):.3f}")
 
 
+def gradient_buffer(photo, threads):
+    import numpy as np
+    import torch
+
+    from dreamreel import api
+    from dreamreel.engine import tiles
+
+    def run(dtype, n_threads, **kw):
+        old, tiles.CPU_GRAD_DTYPE = tiles.CPU_GRAD_DTYPE, dtype
+        torch.set_num_threads(n_threads)
+        try:
+            return api.dream(str(photo), size=640, tile=192, **kw).astype(np.float64)
+        finally:
+            tiles.CPU_GRAD_DTYPE = old
+            torch.set_num_threads(threads)
+
+    other = 2 if threads == 1 else 1
+    for kw in (dict(octaves=1, steps=1), dict(octaves=2, steps=6)):
+        f32, b16 = run(torch.float32, threads, **kw), run(torch.bfloat16, threads, **kw)
+        f32_other = run(torch.float32, other, **kw)
+        source = run(torch.float32, threads, lr="0", **kw)
+        d = np.abs(b16 - f32)
+        print(f"gradient buffer, 640 px, tile 192, {kw}, the dream defaults: |bfloat16 - float32 buffer| mean "
+              f"{d.mean():.3f}, max {d.max():.0f} grey levels; float32 at {other} vs {threads} threads differ by "
+              f"{np.abs(f32_other - f32).mean():.3f}; dream strength (mean |dream - source|) {np.abs(f32 - source).mean():.2f}",
+              flush=True)
+
+
 def main():
     from _common import DATA, machine
 
@@ -150,12 +182,15 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-agreement", action="store_true")
+    p.add_argument("--skip-buffer", action="store_true", help="skip the bfloat16 vs float32 gradient buffer comparison")
     p.add_argument("--modes", default="engine,still", help="engine: the Python API; still: the CLI from a PNG")
     args = p.parse_args()
     photo = DATA / "chelsea.png"
     print(machine())
     if not args.skip_agreement:
         agreement_and_seams(photo, args.threads)
+    if not args.skip_buffer:
+        gradient_buffer(photo, args.threads)
     if not args.skip_memory:
         for mode in args.modes.split(","):
             memory([s for s in args.sizes.split(",") if s], args.tile, args.threads, photo, mode)

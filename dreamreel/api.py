@@ -118,13 +118,14 @@ def _source(image):
 
 def prepare_still(image, *, preset: str | None = None, where=None, **options) -> Prepared:
     from .plan import resolve_plan
+    from .render.recorders import records_still
     from .render.runtime import load_source
 
     values, pname = resolve_values("dream", options, preset, where=where)
     plan = resolve_plan(values, pname)
     source, tensor = _source(image)
-    if tensor is None:
-        tensor, size = load_source(source, plan)
+    if tensor is None:  # tiled and unrecorded: an 8-bit file stays uint8 (4x less than float32; read by strips)
+        tensor, size = load_source(source, plan, compact=bool(plan.tile) and not records_still(values))
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
     return Prepared("dream", values, plan, source, tensor, size, plan.settings(size),

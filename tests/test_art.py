@@ -243,6 +243,37 @@ def test_tiled_gradient_agrees_with_the_whole_image(lite0, coffee):
     assert cos > 0.6 and acts == {}  # measured 0.70
 
 
+def test_tiled_gradient_buffer_is_bfloat16_on_the_cpu_and_agrees_with_float32(lite0, coffee, monkeypatch):
+    """On the CPU the tiled dream's full-size gradient buffer is bfloat16 (half the memory of the largest buffer
+    after the image): each tile is blended in float32 and rounded once, the conditioning and the step run on
+    float32 strips; the gradient and one step from it agree with the float32 buffer's to bfloat16 rounding.
+    CUDA keeps float32."""
+    from dreamreel.engine import Dreamer, DreamSettings, Octave, resize, tiles
+    from dreamreel.engine.objectives import layer
+
+    assert tiles.grad_dtype("cpu") == torch.bfloat16 and tiles.grad_dtype("cuda") == torch.float32
+    spec, model = lite0
+    d = Dreamer(model, layer("block10").bind(spec))
+    image = resize(coffee, (192, 128))
+    f32, v32, _ = tiles.tiled_gradient(d, image, (0, 0), 112, 24, torch.Generator().manual_seed(0))
+    b16, v16, _ = tiles.tiled_gradient(d, image, (0, 0), 112, 24, torch.Generator().manual_seed(0), dtype=torch.bfloat16)
+    assert f32.dtype == torch.float32 and b16.dtype == torch.bfloat16 and b16.stride() == f32.stride()
+    assert torch.equal(v32, v16)
+    err = (b16.float() - f32).abs()
+    assert float(err.max()) < 2**-7 * float(f32.abs().max())  # measured 0.0038
+    assert float(err.mean()) < 0.004 * float(f32.abs().mean())  # measured 0.0017
+
+    def step(dtype):
+        monkeypatch.setattr(tiles, "CPU_GRAD_DTYPE", dtype)
+        s = DreamSettings((Octave((192, 128), 1, (0.02, 0.02), (0.5, 0.5)),), jitter=4, lapnorm=3, color="decorrelated",
+                          tile=112, tile_overlap=24)
+        return d.dream(image, s, generator=torch.Generator().manual_seed(2), evaluate_end=False).image
+
+    a, b = step(torch.float32), step(torch.bfloat16)
+    diff, strength = float((a - b).abs().mean()) * 255, float((a - image).abs().mean()) * 255
+    assert 0 < diff < 0.01 * strength  # measured: 0.009 of 4.8 grey levels (the dream does use the bfloat16 buffer)
+
+
 class _HalfMask:
     """A mask source for DreamSettings: the left half, with a soft band in the middle."""
 
@@ -367,6 +398,19 @@ def test_tiled_dream_from_the_cli_and_bad_tiles(tmp_path, data_dir, capsys):
         assert main(["dream", str(data_dir / "coffee.png"), "-o", str(o), *flags, "-q"]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not o.exists()
+
+
+def test_a_tiled_still_keeps_an_8bit_input_uint8_unless_recorded(tmp_path, data_dir):
+    """The CLI and the API load a tiled still's 8-bit input as uint8 (a quarter of float32: 290 MB less at 8K);
+    untiled, or with a recorder (they read the start image as float32), it is float32."""
+    from dreamreel import api
+
+    path = str(data_dir / "coffee.png")
+    assert api.prepare_still(path, tile=96).image.dtype == torch.uint8
+    assert api.prepare_still(path).image.dtype == torch.float32
+    assert api.prepare_still(path, tile=96, progress=str(tmp_path / "p.gif")).image.dtype == torch.float32
+    a = api.dream(path, tile=96, size=160, octaves=1, steps=1)
+    assert a.shape == (107, 160, 3) and a.dtype == np.uint8
 
 
 def test_clip_with_a_mask_video_keeps_the_masked_out_half_of_each_frame(tmp_path, data_dir):

@@ -289,7 +289,8 @@ class Dreamer:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
                 if tiled:  # the same step, strip by strip and in place (tiles.py): memory follows the tile
-                    grad, value, acts = tiles.tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp)
+                    grad, value, acts = tiles.tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp,
+                                                             tiles.grad_dtype(x.device))
                     before = x.clone() if callback is not None else x
                     blur = octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0
                     tiles.lean_update(x, grad, octave.lr_at(i), octave.sigma_at(i) if blur else 0.0, settings, mask)

@@ -6,13 +6,16 @@ else every step and no seam can form. Each tile's gradient is weighted by a wind
 ramps linearly across the overlaps (1 at the image's own borders); the windows are normalised per axis to
 sum to 1 at every pixel, so the tiles' gradients blend into one full-size gradient. The model only ever
 sees one tile: its activation memory is that of a ``tile``-sized dream whatever the image size.
-What still grows with the image: the image ``x`` and its gradient (float32), the source (an 8-bit still's
-stays uint8) and strip-sized scratch: the rest of the step (lapnorm, colour, mean|g|, update, blur, clamp,
-mask, octave carry) runs strip by strip and in place (``lean_update`` below). benchmarks/tiles.py, --tile 512,
-1 octave, 1 step, 2-core CPU, peak RSS (VmHWM): the CLI still (8-bit PNG, the dream defaults) 2K 996 MB,
-4K 1175 MB, 8K 2057 MB (2.07x 2K; before: 3.76x, measured on the engine); the engine API with a float32
-image held by the caller 2K 929, 4K 1138, 8K 1996 MB (2.15x). At 8K the image, its gradient and the
-source are ~900 MB of it; the model's tile work ~430 MB at every size.
+What still grows with the image: the image ``x`` (float32), its gradient (bfloat16 on the CPU, float32 on
+CUDA: ``grad_dtype``), the source (an 8-bit still's stays uint8, from the CLI too) and strip-sized scratch: the
+rest of the step (lapnorm, colour, mean|g|, update, blur, clamp, mask, octave carry) runs strip by strip and in
+place (``lean_update`` below), in float32. benchmarks/tiles.py, --tile 512, 1 octave, 1 step, 2-core x86_64
+CPU, torch 2.14.1, peak RSS (VmHWM): the CLI still (8-bit PNG, the dream defaults) 2K 949 MB, 4K 1085 MB,
+8K 1564 MB (1.65x 2K; 2.04x with a float32 gradient and the CLI's float32 copy of the source, 3.76x before the
+strips, measured on the engine); the engine API with a float32 image held by the caller 2K 928, 4K 1084,
+8K 1811 MB (1.95x; 2.14x with a float32 gradient). At 8K the CLI's image, gradient and source are ~670 MB
+of it (the API's ~950 MB: the caller's float32 image and ``x``, 380 MB each); the model's tile work ~300 MB
+at every size.
 
 The jitter of a step rolls each tile (as it rolls the whole image untiled). The objective's value is the
 sum over tiles (layer and feature terms add up over positions; a target's logit is summed over tiles, and
@@ -29,6 +32,19 @@ import torch.nn.functional as F
 from ..errors import DreamError
 
 RANDOM_OFFSET = True  # False: the same grid every step (benchmarks/tiles.py measures the seams that leaves)
+
+#: The dtype of a tiled dream's full-size gradient buffer on the CPU. bfloat16 halves the largest buffer after the
+#: image itself (an 8K (1,3,4320,7680) gradient: 380 MiB float32, 190 MiB bfloat16); every sum, tile blend and
+#: conditioning step is computed in float32 and rounded once per write (relative error <= 2**-9 per element,
+#: far below what a step of lr * g / mean|g| can show). On CUDA the buffer stays float32: there the tiled
+#: step's device memory is the tile's activations plus a few image-sized buffers, 8K fits any card that runs
+#: the model, and the float32 dream is kept exactly as it was (benchmarks/tiles.py measures both buffers).
+CPU_GRAD_DTYPE = torch.bfloat16
+
+
+def grad_dtype(device) -> torch.dtype:
+    """The dtype of the tiled gradient buffer on ``device`` (``CPU_GRAD_DTYPE`` on the CPU, float32 elsewhere)."""
+    return CPU_GRAD_DTYPE if torch.device(device).type == "cpu" else torch.float32
 
 
 def check_tile(tile: int, overlap: int, spec) -> None:
@@ -76,11 +92,13 @@ def windows(length: int, tile: int, overlap: int, offset: int, device=None) -> l
 
 
 def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, overlap: int,
-                   generator: torch.Generator | None = None, warp=None):
+                   generator: torch.Generator | None = None, warp=None, dtype: torch.dtype | None = None):
     """The full-size gradient of ``dreamer``'s objective at ``x`` (1,3,H,W), tile by tile; (grad, value, acts).
 
     ``acts`` is empty (no whole-image activations exist); ``value`` is the sum of the tiles' values.
-    ``warp`` (transformation robustness) is applied to each tile's view.
+    ``warp`` (transformation robustness) is applied to each tile's view. ``dtype``: the gradient buffer's
+    (default ``x``'s; the dream passes ``grad_dtype``): a narrower one is accumulated in float32 tile by tile
+    and rounded once per tile written. A single tile covering the image returns ``dreamer.gradient``'s as is.
     """
     _, _, h, w = x.shape
     if h <= tile and w <= tile:
@@ -90,7 +108,8 @@ def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, 
     oy, ox = torch.randint(0, step, (2,), generator=g).tolist() if RANDOM_OFFSET else (0, 0)
     rows = windows(h, tile, overlap, oy, x.device)
     cols = windows(w, tile, overlap, ox, x.device)
-    grad = torch.zeros_like(x)
+    grad = torch.zeros_like(x, dtype=dtype or x.dtype)
+    narrow = grad.dtype in (torch.bfloat16, torch.float16)
     value = torch.zeros((), device=x.device)
     for y0, th, wy in rows:
         for x0, tw, wx in cols:
@@ -98,7 +117,11 @@ def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, 
             sy, sx = min(abs(shift[0]), th // 2), min(abs(shift[1]), tw // 2)  # a roll within the tile
             tshift = (sy if shift[0] >= 0 else -sy, sx if shift[1] >= 0 else -sx)
             gt, vt, _ = dreamer.gradient(part, tshift, warp)
-            grad[..., y0 : y0 + th, x0 : x0 + tw].addcmul_(gt, wy[:, None] * wx[None, :])
+            dst = grad[..., y0 : y0 + th, x0 : x0 + tw]
+            if narrow:  # the blend in float32, rounded once: dst + gt * window
+                dst.copy_(torch.addcmul(dst.float(), gt, wy[:, None] * wx[None, :]))
+            else:
+                dst.addcmul_(gt, wy[:, None] * wx[None, :])
             value = value + vt
     if x.device.type == "cpu":
         release_heap()
@@ -231,7 +254,8 @@ def _to_device(t: torch.Tensor, device) -> torch.Tensor:
 
 def down(t: torch.Tensor) -> torch.Tensor:
     """``conditioning._down(t)`` (antialiased bilinear halving) strip by strip: the whole-image call allocates
-    more than the image itself at 8K (measured: its peak was the tiled still's peak).
+    more than the image itself at 8K (measured: its peak was the tiled still's peak). A bfloat16 ``t`` gives a
+    float32 result (computed from float32 strips).
 
     The width is halved on the input rows of each strip (the height's scale is 1 there: exact); the height
     with PyTorch's antialias weights (triangle filter widened by the scale, normalised), as a few weighted rows.
@@ -250,11 +274,13 @@ def down(t: torch.Tensor) -> torch.Tensor:
     wt = wt / wt.sum(1, keepdim=True)
     first, last = xmin.long().tolist(), (xmax.long() - 1).tolist()  # host values, from the host tensors
     jd, wd = _to_device(j.long().clamp(max=h - 1), t.device), _to_device(wt.float(), t.device)
-    out = torch.empty((t.shape[0], t.shape[1], hl, wl), device=t.device, dtype=t.dtype,
+    dtype = torch.promote_types(t.dtype, torch.float32)  # a bfloat16 gradient's low band: float32 (a quarter-size)
+    out = torch.empty((t.shape[0], t.shape[1], hl, wl), device=t.device, dtype=dtype,
                       memory_format=torch.channels_last if _channels_last(t) else torch.contiguous_format)
     for a, b in strips(hl, max(1, strip_rows(t.shape) // 2)):  # ~strip_rows input rows per strip
         lo, hi = first[a], last[b - 1] + 1
-        wide = F.interpolate(t[..., lo:hi, :], size=(hi - lo, wl), mode="bilinear", align_corners=False, antialias=True)
+        wide = F.interpolate(t[..., lo:hi, :].to(dtype), size=(hi - lo, wl), mode="bilinear", align_corners=False,
+                             antialias=True)
         acc = None
         for k in range(taps):
             term = wide.index_select(2, (jd[a:b, k] - lo).clamp_(0, hi - lo - 1)) * wd[a:b, k].view(1, 1, -1, 1)
@@ -301,24 +327,50 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _narrow(t: torch.Tensor) -> bool:
+    return t.dtype in (torch.bfloat16, torch.float16)
+
+
+def _rms(t: torch.Tensor) -> torch.Tensor:
+    """sqrt(mean(t**2)) as a float32 0-dim tensor; a bfloat16 ``t``'s squares summed in float32 strip by strip."""
+    if not _narrow(t):
+        return torch.linalg.vector_norm(t) / math.sqrt(t.numel())
+    total = torch.zeros((), device=t.device)
+    for a, b in strips(t.shape[-2], strip_rows(t.shape)):
+        total += t[..., a:b, :].float().square().sum()
+    return total.sqrt() / math.sqrt(t.numel())
+
+
 def lapnorm_(t: torch.Tensor, levels: int, eps: float = 1e-8) -> torch.Tensor:
     """``conditioning.lapnorm(t, levels)`` computed into ``t`` itself (``levels`` > 1), with only a quarter-size copy.
 
     lapnorm(t) = band0 / rms(band0) + up(L'(down t)), band0 = t - up(down t), where L' is the same normalised
     merge one level coarser (the coarsest band, the residual, normalised too); so ``t`` becomes band0 in place,
     is scaled, and gets the upsampled coarser levels added, strip by strip. Equal up to rounding.
+    A bfloat16 ``t`` (the tiled gradient buffer on the CPU) is computed in float32 strips and rounded twice (band0,
+    then the result); its coarser levels are float32 (``down``).
     """
     h, w = t.shape[-2:]
-    if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
-        return t.div_(torch.linalg.vector_norm(t) / math.sqrt(t.numel()) + eps)
-    low = down(t)
     rows = strip_rows(t.shape)
+    if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
+        if not _narrow(t):
+            return t.div_(_rms(t) + eps)
+        n = _rms(t) + eps
+        for a, b in strips(h, rows):
+            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n))
+        return t
+    low = down(t)
     for a, b in strips(h, rows):
-        t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))
-    t.div_(torch.linalg.vector_norm(t) / math.sqrt(t.numel()) + eps)
+        t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))  # computed in float32 (type promotion), rounded once
+    n = _rms(t) + eps
+    if not _narrow(t):
+        t.div_(n)
     lapnorm_(low, levels - 1, eps)
     for a, b in strips(h, rows):
-        t[..., a:b, :].add_(up_rows(low, a, b, (w, h)))
+        if _narrow(t):
+            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n).add_(up_rows(low, a, b, (w, h))))
+        else:
+            t[..., a:b, :].add_(up_rows(low, a, b, (w, h)))
     return t
 
 
@@ -329,6 +381,8 @@ def lean_update(x: torch.Tensor, grad: torch.Tensor, lr: float, sigma: float, se
     space per strip), the per-image mean |g| is summed over the strips, then each strip of the update is
     blurred with ``ceil(3 sigma)`` rows of its neighbours (the image's own top and bottom reflected, as
     ``gaussian_blur`` does) and written back one strip late, once the next strip has read its halo rows.
+    A bfloat16 ``grad`` (``grad_dtype``) is read into float32 strips: the colour space, the sum of |g| and
+    the update are computed in float32.
     """
     from .conditioning import color_gradient
 
@@ -337,21 +391,24 @@ def lean_update(x: torch.Tensor, grad: torch.Tensor, lr: float, sigma: float, se
     if settings.lapnorm > 1:
         lapnorm_(grad, settings.lapnorm)
     total = torch.zeros((n, 1, 1, 1), device=x.device) if settings.normalize == "mean-abs" else None
+    narrow = _narrow(grad)
     if settings.color != "rgb" or total is not None:
         for a, b in strips(h, rows):
             g = grad[..., a:b, :]
+            c = g.float() if narrow else g
             if settings.color != "rgb":
-                g.copy_(color_gradient(g, settings.color))
+                c = color_gradient(c, settings.color)
+                g.copy_(c)
             if total is not None:
-                total += g.abs().sum(dim=(1, 2, 3), keepdim=True)
+                total += c.abs().sum(dim=(1, 2, 3), keepdim=True)
     step = lr / (total / (grad[0].numel()) + 1e-8) if total is not None else lr
     r = blur_radius(h, w, sigma) if sigma > 0 else 0
     rows = strip_rows(x.shape, r)
     pending = None
     for a, b in strips(h, rows):
         lo, hi = max(0, a - r), min(h, b + r)
-        u = torch.addcmul(x[..., lo:hi, :], grad[..., lo:hi, :], step) if total is not None else \
-            x[..., lo:hi, :] + lr * grad[..., lo:hi, :]
+        gs = grad[..., lo:hi, :].float() if narrow else grad[..., lo:hi, :]
+        u = torch.addcmul(x[..., lo:hi, :], gs, step) if total is not None else x[..., lo:hi, :] + lr * gs
         if pending is not None:  # the previous strip's result, now that its rows are no longer read
             x[..., pending[0] : pending[1], :] = pending[2]
         if r:

@@ -383,6 +383,11 @@ class GuideMatch(Recorder):
                           for g, s, e in zip(guides, self.start, end)]}
 
 
+def records_still(values: dict) -> bool:
+    """Whether ``still_recorders(values)`` has a recorder (they read the start image as float32)."""
+    return any(values.get(k) for k in ("progress", "activations", "overlay", "guide"))
+
+
 def still_recorders(values: dict) -> list[Recorder]:
     """The recorders a still's recording options ask for (progress, activations, overlay)."""
     from ..io.writer import kind_for
