@@ -57,6 +57,19 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
+def read_toml(path: Path, what: str) -> tuple[str, dict]:
+    """A TOML file's text and table; unreadable, non-UTF-8 or invalid TOML is a one-line DreamError naming ``what``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DreamError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
+    except OSError as exc:
+        raise DreamError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DreamError(f"{path}: {exc}") from None
+
+
 def load_preset(name_or_path: str) -> Preset:
     """A preset by name (see ``dreamreel presets``) or by path; a broken file is reported with file, line and key."""
     known = available()
@@ -66,15 +79,7 @@ def load_preset(name_or_path: str) -> Preset:
     elif not (path.suffix == ".toml" and path.is_file()):
         hint = did_you_mean(name_or_path, known) or "see: dreamreel presets"
         raise DreamError(f"unknown preset {name_or_path!r}", hint)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise DreamError(f"preset {str(path)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
-    except OSError as exc:
-        raise DreamError(f"cannot read preset {str(path)!r}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DreamError(f"{path}: {exc}") from None
+    text, data = read_toml(path, "preset")
     values, extra = {}, {}
     for key, value in data.items():
         where = f"{path}:{_line_of(text, key) or 1}"

@@ -19,6 +19,22 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def clip(data_dir) -> Path:
+    return data_dir / "realshort.mp4"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts with one torch thread, whatever an earlier test (or the code it ran) set: tiny frames gain
+    nothing from a second thread, and on a shared 2-core machine it can make every op wait for a descheduled one
+    (a 1-step dream at 48 px: 15 ms with 1 thread, 2 s with 2 under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def lite0():
     """The embedded EfficientNet-Lite0 with its real ImageNet weights."""
     from dreamreel.models import create_model

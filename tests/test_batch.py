@@ -13,17 +13,6 @@ from dreamreel.io.readers import probe_video
 FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny images: one intra-op thread (a second one can make each op wait on a busy shared CPU)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def manifest(folder):
     return json.loads((folder / "manifest.json").read_text())
 

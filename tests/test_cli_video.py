@@ -23,23 +23,6 @@ INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.defaul
 FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny frames: a second intra-op thread saves nothing, and on a shared 2-core machine it can make every op
-    wait for a descheduled thread (a 1-step dream at 48 px: 15 ms with 1 thread, 2 s with 2 under load)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clip(data_dir):
-    return data_dir / "realshort.mp4"
-
-
 def moving_frames(n, h, w, step=2):
     rng = np.random.default_rng(0)
     import cv2
@@ -170,7 +153,7 @@ def test_ctrl_c_keeps_a_playable_mp4_and_resume_continues_it_with_audio(tmp_path
 def test_sigint_then_resume_equals_an_uninterrupted_flow_render(tmp_path, clip):
     args = ["video", str(clip), "--flow", "farneback", "--size", "64", "--octaves", "1", "--steps", "2", "--seed", "2", "-q"]
     part = tmp_path / "part"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in this process (see one_torch_thread)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in this process (see conftest.one_torch_thread)
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, *args, "-o", str(part) + "/"],
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120

@@ -40,16 +40,6 @@ def no_token_auth():
         os.environ["RAY_AUTH_MODE"] = before
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def inputs(data_dir):
     return [str(data_dir / n) for n in NAMES]
 

@@ -33,21 +33,6 @@ SLOW = ["--size", "48", "--octaves", "1", "--steps", "4", "--seed", "1", "-q"]  
 HOLDS = re.compile(r"(\S+) holds (\d+) of (\d+) frames|(\S+) is unchanged; the new render's (\d+) of (\d+) frames are in (\S+);")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clip(data_dir):
-    return data_dir / "realshort.mp4"
-
-
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -8,7 +8,6 @@ frames, done on the device.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -19,11 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import DreamError
 from ..options import parse_value
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ..presets import read_toml
 
 NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y")
 CHOICE_KEYS = ("layer", "target", "steps", "mask")  # mask (issue 14) switches at its key
@@ -124,14 +119,7 @@ def load_timeline(path: str | Path) -> Timeline:
     p = Path(path)
     if not p.is_file():
         raise DreamError(f"timeline {str(p)!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DreamError(f"timeline {str(p)!r} is not UTF-8 text (byte {exc.start})", "save it as UTF-8 TOML") from None
-    except OSError as exc:
-        raise DreamError(f"cannot read timeline {str(p)!r}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DreamError(f"{p}: {exc}") from None
+    _, data = read_toml(p, "timeline")
     if unknown := [k for k in data if k not in ("key", "description")]:
         raise DreamError(f"{p}: unknown top-level key {unknown[0]!r}", "a timeline holds [[key]] tables")
     keys = data.get("key")
