@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import __version__, interrupts
 from ..errors import DreamError
-from .flags import add_options, given
+from .flags import add_options, given, with_negative_values
 
 STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
 ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
@@ -305,7 +305,7 @@ def _main(argv: list[str] | None) -> int:
     import warnings
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_negative_values(sys.argv[1:] if argv is None else list(argv)))
     debug = args.debug or os.environ.get("DREAMREEL_DEBUG", "") not in ("", "0")
     if debug:
         return _dispatch(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from ..options import OPTIONS
@@ -48,3 +49,23 @@ def add_options(parser: argparse.ArgumentParser, groups: dict[str, tuple[str, ..
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The table options given on the command line (raw strings; absent ones left out)."""
     return {o.key: getattr(args, o.key) for o in OPTIONS if getattr(args, o.key, None) is not None}
+
+
+_NEGATIVE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def with_negative_values(argv: list[str]) -> list[str]:
+    """``--shift -4,2`` and ``--rotate -inf`` as ``--shift=-4,2``: argparse takes a value that starts with "-"
+    and is not a plain negative number for an option, so a negative list or a non-finite number would be
+    refused with "expected one argument" (and -inf never reach the range check that names it)."""
+    valued = {o.flag for o in OPTIONS if not o.switch}
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in valued and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
