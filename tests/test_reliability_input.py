@@ -400,7 +400,7 @@ def test_parse_value_checks_every_number_in_one_place():
 
 def test_negative_lists_and_non_finite_numbers_reach_the_option_checks(tmp_path, pic, capsys):
     """argparse takes "-1,-2" or "-inf" after a flag for another flag; the CLI hands them to the option instead."""
-    assert main(["zoom", str(pic), "-o", str(tmp_path / "z.mp4"), "--shift", "-1,-2", "--rotate", "-3", "--dry-run"]) == 0
+    assert main(["zoom", str(pic), "-o", str(tmp_path / "z.mp4"), "--shift", "-1,-2", "--rotate", "-3", *ZTINY, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "rotate -3 deg  shift -1,-2 px per frame" in out
     line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", "--rotate", "-inf", "--dry-run"], capsys, tmp_path)
