@@ -339,3 +339,15 @@ def test_an_interrupted_recording_keeps_the_finished_one_it_would_replace(tmp_pa
     assert main(args[:-2] + [str(fresh), "-q", "--seed", "2"]) == 130
     err = capsys.readouterr().err
     assert f"{fresh} holds {_decoded(fresh)} progress frames" in err and _decoded(fresh) >= 1, err
+
+
+def test_a_tampered_colour_reference_in_the_checkpoint_is_refused(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "z.mp4"
+    args = _interrupted_zoom(tmp_path, monkeypatch, out)
+    state_file = tmp_path / ".z.mp4.resume" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert len(state["color_reference"]) == 2  # the first frame's per-channel mean and std (--color-match rgb)
+    for bad in ("garbage", [[1, 2], [3]], [[0.5, 0.5, "x"], [1, 1, 1]], None):
+        state["color_reference"] = bad
+        state_file.write_text(json.dumps(state))
+        assert "colour statistics" in _refused(args, capsys)

@@ -78,10 +78,15 @@ class ZoomStart:
         self.prev, self.last = from_uint8(last), last
         if self.job.color_match != "none":
             ref = state.get("color_reference")
-            if ref is None:
+            try:
+                reference = tuple(torch.tensor(v, dtype=torch.float32) for v in ref)
+                ok = len(reference) == 2 and all(r.numel() == 3 and bool(torch.isfinite(r).all()) for r in reference)
+            except (TypeError, ValueError, RuntimeError):
+                ok = False
+            if not ok:
                 raise DreamError("cannot --resume: the checkpoint lacks the first frame's colour statistics",
                                  "drop --resume to start over")
-            self.reference = tuple(torch.tensor(v, dtype=torch.float32) for v in ref)
+            self.reference = reference
 
     def checkpoint_state(self) -> dict:
         if self.reference is None:
