@@ -225,16 +225,18 @@ def test_append_continues_frames_folder_numbering(tmp_path):
     assert len(list(read_frames(out))) == 7
 
 
-def test_append_continues_mp4_without_reencoding_old_frames(tmp_path):
+@pytest.mark.parametrize("rate", [30.02, 29.97, 10])
+def test_append_continues_mp4_without_reencoding_old_frames(tmp_path, rate):
     out = tmp_path / "clip.mp4"
     frames = ramp(7)
-    write(out, frames[:4], fps=30.02)
+    write(out, frames[:4], fps=rate)
     old = list(read_frames(out))
-    w = write(out, frames[4:], fps=30.02, append=True)
+    w = write(out, frames[4:], fps=rate, append=True)
     assert w.frames_before == 4 and w.frames_written == 3
     n, fps = mp4_frames_and_fps(out)
-    assert n == 7 and fps == pytest.approx(30.02, abs=0.005)
+    assert n == 7 and fps == pytest.approx(rate, abs=0.005)
     back = list(read_frames(out))
+    assert len(back) == 7  # decoded at the stream's rate: no gap at the join (a reader would repeat frames into it)
     for a, b in zip(old, back[:4]):
         np.testing.assert_array_equal(a, b)  # stream copy: bit-identical decode
     means = [b.mean() for b in back]
@@ -465,3 +467,16 @@ def test_append_to_mp4_with_audio_keeps_its_soundtrack(tmp_path):
     assert "Audio: aac" in streams(out)
     # no gap where the segments meet (the old audio runs a little past its video)
     assert mp4_frames_and_fps(out) == (6, pytest.approx(30.02, abs=0.005))
+
+
+@pytest.mark.parametrize("rate", [29.97, 10])
+def test_a_resumed_mp4_has_no_gap_at_the_join(tmp_path, rate):
+    """Flat frames make x264 use B-frames, whose reorder delay an edit list hides; a stream-copied join then
+    left a gap of two frame periods, which a player holds and a constant-rate reader fills with repeats."""
+    out = tmp_path / "clip.mp4"
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(5)]
+    write(out, frames[:3], fps=rate)
+    write(out, frames[3:], fps=rate, append=True)
+    back = list(read_frames(out))
+    assert len(back) == 5 and mp4_frames_and_fps(out) == (5, pytest.approx(rate, abs=0.005))
+    assert [round(float(b.mean()) / 40) for b in back] == [0, 1, 2, 3, 4]
