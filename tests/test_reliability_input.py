@@ -405,3 +405,10 @@ def test_negative_lists_and_non_finite_numbers_reach_the_option_checks(tmp_path,
     assert "rotate -3 deg  shift -1,-2 px per frame" in out
     line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", "--rotate", "-inf", "--dry-run"], capsys, tmp_path)
     assert "--rotate" in line and "not a finite number" in line
+
+
+def test_a_weights_file_that_is_not_a_state_dict_is_one_line(tmp_path, pic, capsys):
+    bad = tmp_path / "w.pth"
+    bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    line = run_bad(["dream", pic, "-o", tmp_path / "o.png", *TINY, "--weights", bad], capsys, tmp_path)
+    assert "not a PyTorch state dict" in line and "--weights default|random" in line
