@@ -105,8 +105,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; its first line may say little
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DreamError(f"cannot read weights file {str(path)!r}: it is not a PyTorch state dict torch.load can "
-                         f"read safely ({first})", "give a .pth/.pt state dict, or --weights default|random") from None
+        raise DreamError(f"not a PyTorch state dict that torch.load can read safely: weights file {str(path)!r} "
+                         f"({first})", "give a .pth/.pt state dict, or --weights default|random") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
