@@ -412,3 +412,10 @@ def test_a_weights_file_that_is_not_a_state_dict_is_one_line(tmp_path, pic, caps
     bad.write_text("root:x:0:0:root:/root:/bin/bash\n")
     line = run_bad(["dream", pic, "-o", tmp_path / "o.png", *TINY, "--weights", bad], capsys, tmp_path)
     assert "not a PyTorch state dict" in line and "--weights default|random" in line
+
+
+@pytest.mark.parametrize("react", ["steps=1:1e9", "zoom=0:1.1", "shift_x=-5:1e999", "lr=-1:0.1", "rotate=0:720"])
+def test_react_values_get_the_ranges_of_their_flags(react, tmp_path, pic, capsys, data_dir):
+    line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", *TINY, "--first-octaves", "1", "--audio", data_dir / "realshort.mp4", "--react",
+                    react, "--dry-run"], capsys, tmp_path)
+    assert line.startswith(f"dreamreel: error: --react {react.split('=')[0]} value") and "out of range" in line

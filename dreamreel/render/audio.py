@@ -17,6 +17,7 @@ gives the per-frame values. Keys: zoom, rotate, shift_x, shift_y (motion), lr, s
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DreamError
+from ..options import LIMITS
 
 SAMPLE_RATE = 22050
 SILENCE_RMS = 1e-4  # about -80 dBFS: a track whose loudest frame is quieter than this is silent
@@ -142,12 +144,10 @@ def parse_react(text: str) -> list[React]:
             low, high = float(a), float(b)
         except ValueError:
             raise DreamError(f"bad numbers in --react item {part!r}", "write KEY=A:B with numbers") from None
-        if key == "zoom" and min(low, high) <= 0:
-            raise DreamError(f"--react zoom values must be > 0 (got {part!r})")
-        if key in ("lr", "sigma") and min(low, high) < 0:
-            raise DreamError(f"--react {key} values must be >= 0 (got {part!r})")
-        if key == "steps" and min(low, high) < 1:
-            raise DreamError(f"--react steps values must be >= 1 (got {part!r})")
+        limit = LIMITS["shift" if key.startswith("shift") else key]  # the range a flag of that name has
+        for v in (low, high):
+            if not math.isfinite(v) or not limit.holds(v):
+                raise DreamError(f"--react {key} value {v:g} is out of range in {part!r}", limit.hint())
         if any(r.key == key for r in out):
             raise DreamError(f"--react gives {key!r} twice")
         out.append(React(key, low, high, feature))
