@@ -400,7 +400,8 @@ def test_parse_value_checks_every_number_in_one_place():
 
 def test_negative_lists_and_non_finite_numbers_reach_the_option_checks(tmp_path, pic, capsys):
     """argparse takes "-1,-2" or "-inf" after a flag for another flag; the CLI hands them to the option instead."""
-    assert main(["zoom", str(pic), "-o", str(tmp_path / "z.mp4"), "--shift", "-1,-2", "--rotate", "-3", *ZTINY, "--dry-run"]) == 0
+    argv = ["zoom", str(pic), "-o", str(tmp_path / "z.mp4"), "--shift", "-1,-2", "--rotate", "-3", *ZTINY, "--dry-run"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "rotate -3 deg  shift -1,-2 px per frame" in out
     line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", "--rotate", "-inf", "--dry-run"], capsys, tmp_path)
@@ -416,6 +417,6 @@ def test_a_weights_file_that_is_not_a_state_dict_is_one_line(tmp_path, pic, caps
 
 @pytest.mark.parametrize("react", ["steps=1:1e9", "zoom=0:1.1", "shift_x=-5:1e999", "lr=-1:0.1", "rotate=0:720"])
 def test_react_values_get_the_ranges_of_their_flags(react, tmp_path, pic, capsys, data_dir):
-    line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", *TINY, "--first-octaves", "1", "--audio", data_dir / "realshort.mp4", "--react",
-                    react, "--dry-run"], capsys, tmp_path)
+    line = run_bad(["zoom", pic, "-o", tmp_path / "z.mp4", *TINY, "--first-octaves", "1",
+                    "--audio", data_dir / "realshort.mp4", "--react", react, "--dry-run"], capsys, tmp_path)
     assert line.startswith(f"dreamreel: error: --react {react.split('=')[0]} value") and "out of range" in line
