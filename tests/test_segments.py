@@ -84,3 +84,30 @@ def test_bad_segment_arguments_are_one_line_exit_2(extra, words, tmp_path, data_
     assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), *FAST, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0] and not out.exists()
+
+
+def test_ctrl_c_during_segments_is_one_line_and_leaves_nothing(tmp_path, data_dir):
+    """The parent stops its worker processes; the message is one line (no resource-tracker warning about
+    semaphores the stopped workers held), and neither the output nor a temporary folder is left."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("dreamreel-seg*")}
+    out = tmp_path / "s.mp4"
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from dreamreel.cli.commands import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "video", str(data_dir / "realshort.mp4"), "-o", str(out),
+                             "--segments", "2", "--size", "96", "--steps", "80", "-q"], stderr=subprocess.PIPE, text=True)
+    time.sleep(7)  # the workers are dreaming (each has made its progress bar)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] in [f"dreamreel: interrupted: {k} of 2 segments were finished; nothing "
+                                            f"written to {out}" for k in (0, 1)], err
+    assert list(tmp_path.iterdir()) == []
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("dreamreel-seg*")} == before

@@ -157,6 +157,13 @@ def _local_init(plan, threads: int) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    # tqdm would take a multiprocessing lock, a named semaphore that a worker stopped by the parent can never
+    # release: the resource tracker then warns of "leaked semaphore objects" after a Ctrl-C. A thread lock does.
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
     global _ENGINE
     from .runtime import Engine
@@ -308,8 +315,9 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
             raise
     except BaseException as exc:
         bar.close()
-        exc.partial = Partial(output, 0, n, 0, f"{'interrupted' if isinstance(exc, KeyboardInterrupt) else 'stopped'}: "
-                              f"{len(results)} of {len(parts)} segments were finished; nothing written to {output}")
+        said = "" if isinstance(exc, KeyboardInterrupt) else "stopped: "  # the CLI says "interrupted"/"terminated"
+        exc.partial = Partial(output, 0, n, 0, f"{said}{len(results)} of {len(parts)} segments were finished; "
+                              f"nothing written to {output}")
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
