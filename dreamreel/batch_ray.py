@@ -19,7 +19,30 @@ from .batch import Item, Runner, media_kind
 from .errors import DreamError
 
 
+TMP_PREFIX = "dreamreel-ray-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_folders() -> None:
+    """Remove the item folders of workers that died without cleaning up (SIGKILL, a lost node): each folder is
+    named after its worker's process id, and only folders of processes no longer running go."""
+    for d in Path(tempfile.gettempdir()).glob(TMP_PREFIX + "*-*"):
+        pid = d.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def batch_setup(options: dict):
+    sweep_stale_folders()
     return Runner(options)
 
 
@@ -29,7 +52,7 @@ def batch_work(runner, meta: dict, data: bytes) -> dict:
     from .distributed import node_label
     from .io.sidecar import sidecar_path
 
-    tmp = Path(tempfile.mkdtemp(prefix="dreamreel-ray-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
     try:
         src = tmp / "in" / meta["input_name"]
         out = tmp / "out" / meta["output_name"]

@@ -153,3 +153,23 @@ def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path, data_dir, capsys):
     text = capsys.readouterr().out
     assert "video  " in text and "realshort.mp4  ->  " in text and "2 to dream" in text
     assert not out.exists()
+
+
+def test_a_ray_worker_sweeps_item_folders_of_dead_workers_only(tmp_path, monkeypatch):
+    """A worker killed mid-item (SIGKILL, a lost node) cannot remove its folder; the next worker on that machine
+    removes the folders of processes that no longer run, and leaves those of live ones."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from dreamreel import batch_ray
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = tmp_path / f"{batch_ray.TMP_PREFIX}{dead.stdout.strip()}-abc"
+    mine = tmp_path / f"{batch_ray.TMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "dreamreel-ray-notapid"
+    for d in (gone, mine, other):
+        (d / "in").mkdir(parents=True)
+    batch_ray.sweep_stale_folders()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
