@@ -7,7 +7,7 @@ them exactly as the CLI does (the same command defaults, the same checks). The C
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,7 @@ class Prepared:
     first_settings: Any = None  # zoom: the first frame's
     clip: Any = None  # clip.ClipPlan
     raft: str | None = None
-    inputs: list = None  # every file read: source, preset, timeline, weights (no output may land on one)
-
-    def __post_init__(self):
-        self.inputs = list(self.inputs or [])
+    inputs: list = field(default_factory=list)  # every file read (source, preset, timeline, weights): no output on one
 
 
 def resolve_values(command: str, given: dict[str, Any], preset: str | None = None, *, where=None):
@@ -147,10 +144,9 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
                   octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
-    from .render.zoom import objective_for
+    from .render.zoom import check_timeline_objectives
 
-    for key in [0] + [k.frame for k in timeline.keys]:  # a timeline's layers and targets, checked before any work
-        objective_for(plan, timeline.at(key))
+    check_timeline_objectives(plan, timeline)  # before the source is read
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)

@@ -54,8 +54,7 @@ class ZoomStart:
         self.total = job.frames + job.loop  # a --loop renders its fade frames on top
         self.first_settings = plan.settings(size, octaves=job.first_octaves)
         self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
-        for key in [0] + [k.frame for k in job.timeline.keys]:  # choices only change at keys: validate each first
-            objective_for(plan, job.timeline.at(key))
+        check_timeline_objectives(plan, job.timeline)
         art.check_zoom(job, plan, size)
         self.writer = None  # the output's writer (a --loop writer says when it has its frames)
         self.prev: torch.Tensor | None = None
@@ -203,6 +202,13 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
     return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
                          resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar,
                          audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None)
+
+
+def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
+    """Every layer and target a timeline switches to, bound now: choices only change at keys, so a bad one is
+    refused before any work rather than at its frame."""
+    for key in [0] + [k.frame for k in timeline.keys]:
+        objective_for(plan, timeline.at(key))
 
 
 def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
