@@ -10,7 +10,7 @@ from .engine import DreamSettings, Octave, Size, octave_sizes
 from .engine.objectives import Objective, build_objective
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
-from .options import DREAM_KEYS, MAX_SIDE
+from .options import DREAM_KEYS, MAX_SIDE, frame_value
 
 
 def _per_octave(name: str, items: Sequence, n: int) -> list:
@@ -150,7 +150,8 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     """Validate merged option values into a plan (model, weights, layers, classes, features)."""
     spec = get_spec(values["model"])
     check_weights_arg(values["weights"])
-    plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
+    plan = DreamPlan(**{k: _first_value(k, values[k], values.get("fps") or 12.0) for k in DREAM_KEYS},
+                     preset=preset_name)
     plan.model = spec.name
     from .engine import device_problem
 
@@ -164,6 +165,15 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     if plan.mask:
         plan.mask_source()  # readable now
     return plan
+
+
+def _first_value(key: str, value: Any, fps: float) -> Any:
+    """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
+    from .schedule import Schedule
+
+    if not isinstance(value, Schedule):
+        return value
+    return frame_value(key, value, fps=fps)
 
 
 def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -> list[str]:

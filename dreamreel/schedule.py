@@ -38,9 +38,9 @@ _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|
 class ScheduleError(ValueError):
     """A schedule that cannot be parsed or evaluated; ``column`` is 1-based (0: no column)."""
 
-    def __init__(self, message: str, column: int = 0):
+    def __init__(self, message: str, column: int = 0, hint: str | None = None):
         super().__init__(message)
-        self.message, self.column = message, column
+        self.message, self.column, self.hint = message, column, hint
 
     def __str__(self) -> str:
         return f"bad schedule at column {self.column}: {self.message}" if self.column else self.message
@@ -198,8 +198,8 @@ class _Parser:
             if t.text in VARIABLES:
                 name = t.text
                 return lambda env: env[name]
-            raise ScheduleError(f"unknown name {t.text!r} (use t, max_f, fps, s, pi, e, or "
-                                f"{', '.join(FUNCTIONS)})", t.column)
+            raise ScheduleError(f"unknown name {t.text!r}", t.column,
+                                f"use {', '.join((*VARIABLES, *CONSTANTS, *FUNCTIONS))}")
         if t.text == "(":
             node = self.expr()
             self.take(")")
@@ -232,7 +232,7 @@ class Schedule:
                     try:
                         values[f] = key.node({"t": float(f), "max_f": float(frames), "fps": float(fps), "s": f / fps})
                     except ScheduleError as exc:
-                        raise ScheduleError(f"at frame {f}: {exc.message}", exc.column) from None
+                        raise ScheduleError(f"at frame {f}: {exc.message}", exc.column, exc.hint) from None
         return _fill_linear(values, keys[0].node, frames, fps)
 
     def __repr__(self) -> str:  # stable: fingerprints and sidecars hold the text
