@@ -184,6 +184,11 @@ def zoom_timeline(values: dict[str, Any]):
     for key in ("lr", "sigma", "steps"):  # these are the plan's unless scheduled
         if not isinstance(flags[key], Schedule):
             del flags[key]
+    from .options import weight_schedule
+
+    for key in ("layer", "target"):  # the flags' specs with a scheduled weight: the timeline evaluates them per frame
+        if any(weight_schedule(spec, key) for spec in values[key]):
+            flags[key] = values[key]
     return timeline.with_defaults(**flags)
 
 

@@ -377,13 +377,32 @@ def frame_value(key: str, value: Any, frame: int = 0, frames: int = 1, fps: floa
     return v
 
 
+def weight_schedule(spec: str, key: str) -> Schedule | None:
+    """The schedule of a --layer/--target spec's weight (``block7@0:(1), 48:(0)``), or None (a number, or none)."""
+    w = spec_weight(spec, key)
+    return parse_schedule_string(w) if w is not None and looks_like_schedule(w) else None
+
+
+def specs_at(specs: Sequence[str], key: str, frame: int, frames: int, fps: float) -> list[str]:
+    """--layer/--target specs with each scheduled weight replaced by its value at ``frame`` (``block7@0.5``)."""
+    out = []
+    for spec in specs:
+        schedule = weight_schedule(spec, key)
+        if schedule is None:
+            out.append(spec)
+            continue
+        values = check_series("weight", schedule, max(frames, frame + 1), fps, f"--{key} {spec}")
+        out.append(f"{spec[: len(spec) - len(schedule.text)]}{values[frame]:.6g}")
+    return out
+
+
 def check_series(key: str, schedule, frames: int, fps: float, where: str) -> list[float]:
     """Every frame's value of a schedule, finite and in the option's range, or a one-line DreamError naming it."""
     try:
         values = schedule.series(frames, fps)
     except ScheduleError as exc:
         raise DreamError(f"{where}: {exc}", exc.hint) from None
-    limit = LIMITS.get(key)
+    limit = WEIGHT_LIMIT if key == "weight" else LIMITS.get(key)
     for f, v in enumerate(values):
         if not math.isfinite(v) or (limit and not limit.holds(round(v) if key == "steps" else v)):
             raise DreamError(f"{where}: the schedule's value at frame {f} is {v:g}",
@@ -506,6 +525,8 @@ def check_range(key: str, parsed: Any) -> None:
             w = spec_weight(spec, key)
             if w is None:
                 continue
+            if looks_like_schedule(w):
+                continue  # a schedule: checked frame by frame (specs_at)
             try:
                 f = float(w)
             except ValueError:
@@ -533,6 +554,12 @@ def parse_value(key: str, value: Any, where: str) -> Any:
         parsed = [str(v) for v in items]
         if bad := [v for v in parsed if any(ord(c) < 32 or ord(c) == 127 for c in v)]:
             raise DreamError(f"{where}: {key} {bad[0]!r} holds a control character")
+        if key in ("layer", "target"):
+            for spec in parsed:
+                try:
+                    weight_schedule(spec, key)
+                except ScheduleError as exc:  # the column counts from the weight's first character
+                    raise DreamError(f"{where}: {key} {spec!r}: weight {exc}", exc.hint) from None
         try:
             check_range(key, parsed)
         except ValueError as exc:

@@ -10,7 +10,7 @@ from .engine import DreamSettings, Octave, Size, octave_sizes
 from .engine.objectives import Objective, build_objective
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
-from .options import DREAM_KEYS, MAX_SIDE, frame_value
+from .options import DREAM_KEYS, MAX_SIDE, frame_value, specs_at
 
 
 def _per_octave(name: str, items: Sequence, n: int) -> list:
@@ -171,6 +171,8 @@ def _first_value(key: str, value: Any, fps: float) -> Any:
     """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
     from .schedule import Schedule
 
+    if key in ("layer", "target"):
+        return specs_at(value, key, 0, 1, fps)
     if not isinstance(value, Schedule):
         return value
     return frame_value(key, value, fps=fps)

@@ -132,3 +132,22 @@ def test_bad_schedules_from_presets_timelines_and_parseq_are_one_line(tmp_path, 
     for flags, words in cases:
         assert words in _run_bad(["zoom", data_dir / "coffee.png", "-o", tmp_path / "z.mp4", *TINY, *flags],
                                  capsys, tmp_path)
+
+
+def test_layer_and_target_weights_follow_schedules_in_zooms_and_clips(tmp_path, data_dir, capsys):
+    out = tmp_path / "z.mp4"
+    assert main(["zoom", str(data_dir / "coffee.png"), "-o", str(out), *TINY, "--frames", "5",
+                 "--layer", "block7@0:(1), 4:(0)", "--layer", "block10@0:(0.5+t/8)", "--target", "bubble@0:(0.1*t)"]) == 0
+    for r in _side(out)["per_frame"]:
+        t = r["frame"]
+        assert r["layer"] == [f"block7@{1 - t / 4:.6g}", f"block10@{0.5 + t / 8:.6g}"]
+        assert r["target"] == [f"bubble@{0.1 * t:.6g}"]
+    clip = tmp_path / "v.mp4"
+    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(clip), "--size", "48", "--end", "0.1", "-q",
+                 "--layer", "block7@0:(1), 3:(0.25)"]) == 0
+    assert [r["layer"] for r in _side(clip)["per_frame"]] == [["block7@1"], ["block7@0.75"], ["block7@0.5"],
+                                                              ["block7@0.25"]]
+    capsys.readouterr()
+    line = _run_bad(["zoom", data_dir / "coffee.png", "-o", tmp_path / "w.mp4", *TINY, "--frames", "5",
+                     "--layer", "block7@0:(1), 4:(2000)"], capsys, tmp_path)
+    assert "frame 2 is 1000.5" in line and "-1000 to 1000" in line

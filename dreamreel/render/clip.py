@@ -59,12 +59,15 @@ def job_from_values(values: dict) -> VideoJob:
     from ..options import frame_value
     from ..schedule import Schedule
 
-    schedules = {k: values[k] for k in ("blend", "lr", "sigma", "steps") if isinstance(values[k], Schedule)}
-    timeline = None
-    if schedules:
-        from .timeline import Timeline
+    from ..options import weight_schedule
 
-        timeline = Timeline([], schedules)
+    schedules = {k: values[k] for k in ("blend", "lr", "sigma", "steps") if isinstance(values[k], Schedule)}
+    weights = {k: values[k] for k in ("layer", "target") if any(weight_schedule(s, k) for s in values[k])}
+    timeline = None
+    if schedules or weights:
+        from .timeline import Keyframe, Timeline
+
+        timeline = Timeline([Keyframe(0, weights)], schedules)
     job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
                    end=values["end"], every=values["every"], crf=values["crf"], timeline=timeline)
     if timeline is not None and values.get("segments") is not None:
@@ -242,6 +245,7 @@ class ClipStart:
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
         self._values: dict = {}  # frame k's scheduled values
+        self._dreamers: dict = {}  # scheduled layer/target weights: a dreamer per frame's objective
 
     def fingerprint(self) -> str:
         job = self.job
@@ -302,6 +306,11 @@ class ClipStart:
 
         if "steps" in values:
             settings = plan.settings(self.clip.size, steps=[values["steps"]])
+        if "layer" in values or "target" in values:  # scheduled weights: this frame's objective
+            from .zoom import _dreamer_for
+
+            engine.dreamer = _dreamer_for(engine, plan, values, self._dreamers)
+            engine.objective = engine.dreamer.objective
         return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DreamError
-from ..options import ALIASES, SCHEDULE_KEYS, check_series, parse_value
+from ..options import ALIASES, SCHEDULE_KEYS, check_series, parse_value, specs_at, weight_schedule
 from ..presets import read_toml
 from ..schedule import FrameTable, Schedule
 from .camera import CAMERA_KEYS, Camera
@@ -80,6 +80,8 @@ class Timeline:
     keys: list[Keyframe] = field(default_factory=list)
     schedules: dict[str, Schedule | FrameTable] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)  # the schedules' values, once bound
+    frames: int = 1  # the bound render's frames and rate (scheduled layer/target weights)
+    fps: float = 12.0
 
     @classmethod
     def constant(cls, **values) -> "Timeline":
@@ -101,6 +103,10 @@ class Timeline:
         """Evaluate every schedule at frames 0..frames-1 (finite, in its option's range, or a one-line DreamError
         naming the frame); ``at`` reads them from then on."""
         self.series = {k: check_series(k, s, frames, fps, "--" + k.replace("_", "-")) for k, s in self.schedules.items()}
+        self.frames, self.fps = frames, fps
+        for key in self.keys:  # scheduled layer/target weights: every frame in range now
+            for name in ("layer", "target"):
+                specs_at(key.values.get(name, []), name, frames - 1, frames, fps)
         return self
 
     def at(self, frame: int) -> dict[str, Any]:
@@ -128,6 +134,9 @@ class Timeline:
                 first = next((k.values[name] for k in self.keys if name in k.values), None)
                 if first is not None:
                     out[name] = first
+        for name in ("layer", "target"):  # a scheduled weight: its value at this frame
+            if name in out and any(weight_schedule(spec, name) for spec in out[name]):
+                out[name] = specs_at(out[name], name, min(frame, self.frames - 1), self.frames, self.fps)
         for name, values in self.series.items():
             v = values[min(frame, len(values) - 1)]
             out[name] = max(1, int(round(v))) if name == "steps" else v

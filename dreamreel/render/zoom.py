@@ -234,5 +234,7 @@ def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
 def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
+        if len(cache) >= 16:  # scheduled weights make a new objective every frame: keep the cache small
+            cache.clear()
         cache[key] = Dreamer(engine.dreamer.model, objective_for(plan, values), engine.device)
     return cache[key]
