@@ -140,7 +140,10 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
 
     values, pname = resolve_values("zoom", options, preset, where=where)
     plan = resolve_plan(values, pname)
-    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values),
+    from .presets import load_preset
+
+    zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
+    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
                   color_match=values["color_match"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
@@ -163,9 +166,10 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
                     inputs=input_files(values, preset, source.path))
 
 
-def zoom_timeline(values: dict[str, Any]):
+def zoom_timeline(values: dict[str, Any], zoom_set: bool = True):
     """The zoom's timeline: the --timeline file's keys and schedules, then --parseq's tables, then the flags'
-    constants and schedules for the keys neither sets."""
+    constants and schedules for the keys neither sets. A 3D camera flies without the default zoom (1.0 unless
+    ``zoom_set``: given as a flag, keyword or in the preset)."""
     from .options import SCHEDULE_KEYS
     from .render.timeline import Timeline, load_parseq, load_timeline
 
@@ -189,6 +193,11 @@ def zoom_timeline(values: dict[str, Any]):
     for key in ("layer", "target"):  # the flags' specs with a scheduled weight: the timeline evaluates them per frame
         if any(weight_schedule(spec, key) for spec in values[key]):
             flags[key] = values[key]
+    from .render.camera import CAMERA_KEYS
+
+    set_keys = {k for key in timeline.keys for k in key.values} | set(timeline.schedules)
+    if not zoom_set and any(flags.get(k) is not None or k in set_keys for k in CAMERA_KEYS):
+        flags["zoom"] = 1.0
     return timeline.with_defaults(**flags)
 
 

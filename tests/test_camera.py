@@ -107,3 +107,13 @@ def test_a_depth_map_of_another_aspect_is_one_line_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "depth map" in err[0] and "aspect ratios differ" in err[0]
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_3d_camera_flies_without_the_default_zoom_unless_a_zoom_is_given(data_dir):
+    import dreamreel
+
+    kw = dict(frames=4, size=64, octaves=1, first_octaves=1)
+    fly = dreamreel.prepare_zoom(str(data_dir / "coffee.png"), translation_z=5, **kw).job.timeline.at(2)
+    both = dreamreel.prepare_zoom(str(data_dir / "coffee.png"), rotation_3d_y=1, zoom=1.02, **kw).job.timeline.at(2)
+    flat = dreamreel.prepare_zoom(str(data_dir / "coffee.png"), **kw).job.timeline.at(2)
+    assert (fly["zoom"], both["zoom"], flat["zoom"]) == (1.0, 1.02, 1.04)

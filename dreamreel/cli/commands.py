@@ -91,6 +91,12 @@ def cmd_zoom(args) -> int:
               f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
         job = p.job
+        if timeline.schedules:
+            print("schedules  " + "  ".join(f"{k} {s}" for k, s in timeline.describe().items()))
+        if m.camera is not None:
+            depth = f"over {v['depth']}" if v["depth"] else "over a flat picture"
+            print(f"camera     forward {m.camera.translation_z:g}/200  rotation {','.join(f'{a:g}' for a in m.camera.rotation)}"
+                  f" deg  fov {m.camera.fov:g} deg per frame, {depth}")
         if job.audio_features is not None:
             print(f"audio      {v['audio']}  {job.audio_features.duration:.2f} s -> {job.frames} frames; react "
                   + (", ".join(f"{r.key} {r.low:g}..{r.high:g} by {r.feature}" for r in job.reacts) or "nothing"))
