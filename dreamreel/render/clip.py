@@ -307,9 +307,9 @@ class ClipStart:
         if "steps" in values:
             settings = plan.settings(self.clip.size, steps=[values["steps"]])
         if "layer" in values or "target" in values:  # scheduled weights: this frame's objective
-            from .zoom import _dreamer_for
+            from .zoom import dreamer_for
 
-            engine.dreamer = _dreamer_for(engine, plan, values, self._dreamers)
+            engine.dreamer = dreamer_for(engine, plan, values, self._dreamers)
             engine.objective = engine.dreamer.objective
         return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)

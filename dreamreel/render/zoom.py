@@ -122,7 +122,7 @@ class ZoomStart:
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
         values = self._values = art.frame_values(job, k, job.timeline.at(k))
-        engine.dreamer = _dreamer_for(engine, plan, values, self.dreamers)
+        engine.dreamer = dreamer_for(engine, plan, values, self.dreamers)
         engine.objective = engine.dreamer.objective
         if k == 0:
             settings = self.first_settings
@@ -231,7 +231,7 @@ def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
 
 
-def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
+def dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
         if len(cache) >= 16:  # scheduled weights make a new objective every frame: keep the cache small
