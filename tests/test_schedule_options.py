@@ -50,7 +50,8 @@ def test_a_preset_a_timeline_and_python_keywords_take_schedules(tmp_path, data_d
 
 
 def test_a_parseq_render_drives_the_motion(tmp_path, data_dir):
-    rows = [{"frame": k, "zoom": 1 + 0.01 * k, "angle": -k, "translation_z": 2.0 * k, "prompt": "x"} for k in (0, 2, 4)]
+    rows = [{"frame": k, "zoom": 1 + 0.01 * k, "angle": -k, "translation_z": 50.0, "translation_z_delta": 2.0 * k,
+             "prompt": "x"} for k in (0, 2, 4)]
     f = tmp_path / "parseq.json"
     f.write_text(json.dumps({"options": {"output_fps": 12}, "rendered_frames": rows}))
     p = dreamreel.prepare_zoom(str(data_dir / "coffee.png"), parseq=str(f), frames=6, size=64, octaves=1,

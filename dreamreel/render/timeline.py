@@ -248,7 +248,9 @@ PARSEQ_KEYS = {"zoom": "zoom", "angle": "rotate", "translation_x": "shift_x", "t
 
 def load_parseq(path: str | Path) -> dict[str, FrameTable]:
     """A Parseq render's JSON (``{"rendered_frames": [{"frame": 0, "zoom": 1.0, "angle": 0, ...}, ...]}``): one
-    per-frame table for each motion field it holds; its other fields (prompts, seeds, strength) are not dreamreel's."""
+    per-frame table for each motion field it holds; its other fields (prompts, seeds, strength) are not dreamreel's.
+    Where a frame has ``zoom_delta`` (Parseq's per-frame move beside the absolute position), that is the motion,
+    as Deforum's default "use deltas" reads it."""
     import json
 
     p = Path(path)
@@ -266,7 +268,8 @@ def load_parseq(path: str | Path) -> dict[str, FrameTable]:
         frame = row.get("frame")
         if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= 1_000_000:
             raise DreamError(f"{p}: rendered_frames[{i}]: 'frame' must be a whole frame number, not {frame!r}")
-        for field_name, key in PARSEQ_KEYS.items():
+        for name, key in PARSEQ_KEYS.items():
+            field_name = f"{name}_delta" if f"{name}_delta" in row else name  # the per-frame move, as Deforum reads it
             if field_name not in row:
                 continue
             v = row[field_name]

@@ -232,6 +232,7 @@ def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
 
 
 def dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
+    """The dreamer of a frame's layers and targets (``values``, else the plan's), from ``cache`` when it has one."""
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
         if len(cache) >= 16:  # scheduled weights make a new objective every frame: keep the cache small
