@@ -152,3 +152,13 @@ def test_layer_and_target_weights_follow_schedules_in_zooms_and_clips(tmp_path, 
     line = _run_bad(["zoom", data_dir / "coffee.png", "-o", tmp_path / "w.mp4", *TINY, "--frames", "5",
                      "--layer", "block7@0:(1), 4:(2000)"], capsys, tmp_path)
     assert "frame 2 is 1000.5" in line and "-1000 to 1000" in line
+
+
+def test_an_alias_and_its_option_together_and_schedules_with_segments_are_refused(tmp_path, data_dir, capsys):
+    from dreamreel.errors import DreamError
+
+    with pytest.raises(DreamError, match="angle and rotate are the same option"):
+        dreamreel.prepare_zoom(str(data_dir / "coffee.png"), angle="0:(1)", rotate=2)
+    line = _run_bad(["video", data_dir / "realshort.mp4", "-o", tmp_path / "v.mp4", "--segments", "2",
+                     "--blend", "0:(0.9), 9:(0.95)"], capsys, tmp_path)
+    assert "--segments does not follow schedules" in line
