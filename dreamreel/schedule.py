@@ -220,6 +220,7 @@ class Schedule:
 
     text: str
     keys: tuple[_Key, ...]
+    origin: str = ""  # where it was written (a timeline file's key), for messages; "" for a flag or keyword
 
     def series(self, frames: int, fps: float) -> list[float]:
         """The value at frames 0..frames-1 (Deforum's rule, see the module); a ScheduleError names the frame."""
@@ -268,6 +269,7 @@ class FrameTable:
 
     label: str
     values: tuple[tuple[int, float], ...]  # (frame, value), sorted
+    origin: str = ""
 
     def series(self, frames: int, fps: float) -> list[float]:
         out: list = [None] * frames

@@ -162,3 +162,17 @@ def test_an_alias_and_its_option_together_and_schedules_with_segments_are_refuse
     line = _run_bad(["video", data_dir / "realshort.mp4", "-o", tmp_path / "v.mp4", "--segments", "2",
                      "--blend", "0:(0.9), 9:(0.95)"], capsys, tmp_path)
     assert "--segments does not follow schedules" in line
+
+
+def test_a_value_out_of_range_names_the_file_it_came_from(tmp_path, data_dir):
+    from dreamreel.errors import DreamError
+
+    timeline = tmp_path / "t.toml"
+    timeline.write_text('zoom = "0:(1.0), 4:(20)"\n')
+    parseq = tmp_path / "q.json"
+    parseq.write_text(json.dumps({"rendered_frames": [{"frame": 0, "angle": 0}, {"frame": 4, "angle": 900}]}))
+    kw = dict(frames=5, size=64, octaves=1, first_octaves=1)
+    with pytest.raises(DreamError, match=r"t\.toml: 'zoom': the schedule's value at frame 2 is 10\.5"):
+        dreamreel.prepare_zoom(str(data_dir / "coffee.png"), timeline=str(timeline), **kw)
+    with pytest.raises(DreamError, match=r"q\.json: 'rotate': the schedule's value at frame 2 is 450"):
+        dreamreel.prepare_zoom(str(data_dir / "coffee.png"), parseq=str(parseq), **kw)

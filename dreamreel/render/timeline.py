@@ -10,7 +10,7 @@ device: the affine zoom/rotate/shift and, where a 3D key is set, the camera (``c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
@@ -102,7 +102,8 @@ class Timeline:
     def bind(self, frames: int, fps: float) -> "Timeline":
         """Evaluate every schedule at frames 0..frames-1 (finite, in its option's range, or a one-line DreamError
         naming the frame); ``at`` reads them from then on."""
-        self.series = {k: check_series(k, s, frames, fps, "--" + k.replace("_", "-")) for k, s in self.schedules.items()}
+        self.series = {k: check_series(k, s, frames, fps, s.origin or "--" + k.replace("_", "-"))
+                       for k, s in self.schedules.items()}
         self.frames, self.fps = frames, fps
         for key in self.keys:  # scheduled layer/target weights: every frame in range now
             for name in ("layer", "target"):
@@ -170,7 +171,7 @@ def load_timeline(path: str | Path) -> Timeline:
         if not isinstance(value, Schedule):
             raise DreamError(f"{p}: top-level {name!r} must be a schedule string such as \"0:(1.0), 60:(1.04)\"",
                              "a constant goes into a [[key]] table")
-        schedules[name] = value
+        schedules[name] = replace(value, origin=f"{p}: {name!r}")
     keys = data.get("key", [] if schedules else None)
     if not isinstance(keys, list) or not (keys or schedules) or not all(isinstance(t, dict) for t in keys):
         raise DreamError(f"{p}: no [[key]] tables", "see README: Timelines")
@@ -278,4 +279,4 @@ def load_parseq(path: str | Path) -> dict[str, FrameTable]:
             columns.setdefault(key, {})[frame] = float(v)
     if not columns:
         raise DreamError(f"{p}: no motion fields in rendered_frames", f"expected some of {', '.join(PARSEQ_KEYS)}")
-    return {k: FrameTable(f"parseq:{p.name}", tuple(sorted(c.items()))) for k, c in columns.items()}
+    return {k: FrameTable(f"parseq:{p.name}", tuple(sorted(c.items())), f"{p}: {k!r}") for k, c in columns.items()}
