@@ -28,7 +28,7 @@ CAMERA_KEYS = ("translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z
 TRANSLATION_SCALE = 1.0 / 200.0
 DEFAULT_FOV = 40.0
 FAR = 2.0  # the distance of a black pixel of the depth map (white: 1)
-DEPTH_STEPS = 6
+DEPTH_STEPS = 4
 
 
 @dataclass(frozen=True)
