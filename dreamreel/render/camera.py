@@ -11,7 +11,7 @@ Pixel coordinates are relative to the frame's centre, x right, y down. A point `
 ``Z`` is ``X = Z (r/f, 1)``; the new camera sees it at ``f (R^T (X - C))_xy / (R^T (X - C))_z`` with ``C`` =
 (0, 0, translation_z / 200). The warp needs the inverse (for each new pixel, where it was): over the flat
 picture that is the ray's intersection with the plane; over a depth map a few fixed-point steps of
-``r <- r + (q - project(r))`` (the move between frames is small, so they converge in 3-4 steps). The result is
+``r <- r + (q - project(r))`` (the move between frames is small, so 4 steps converge). The result is
 a sampling grid that ``Motion`` composes with the zoom, rotation and shift, so a frame is resampled once.
 """
 

@@ -295,13 +295,13 @@ class ClipStart:
         self._carried, self._visible = False, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._blur_settings(k - 1)), flow)
             self._carried, self._visible = True, float(mask.mean())
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, settings)
+            detail = dream_detail(to_uint8(result.image), src, self._blur_settings(k))
         from .art import frame_settings  # a --mask video masks frame k; scheduled lr/sigma
 
         if "steps" in values:
@@ -313,6 +313,17 @@ class ClipStart:
             engine.objective = engine.dreamer.objective
         return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
+
+    def _blur_settings(self, k: int):
+        """Frame k's last-octave steps and sigma (scheduled ones included): the blur its dream detail is measured
+        against (``smoothed_source``)."""
+        if self.job.timeline is None:
+            return self.settings
+        from dataclasses import replace
+
+        v, o = self.job.timeline.at(k), self.settings.octaves[-1]
+        o = replace(o, steps=v.get("steps", o.steps), sigma=(v["sigma"], v["sigma"]) if "sigma" in v else o.sigma)
+        return replace(self.settings, octaves=(*self.settings.octaves[:-1], o))
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
