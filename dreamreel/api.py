@@ -134,14 +134,13 @@ def prepare_still(image, *, preset: str | None = None, where=None, **options) ->
 
 def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> Prepared:
     from .plan import resolve_plan
-    from .render.runtime import load_source
+    from .presets import load_preset
     from .render import art
+    from .render.runtime import load_source
     from .render.zoom import ZoomJob
 
     values, pname = resolve_values("zoom", options, preset, where=where)
     plan = resolve_plan(values, pname)
-    from .presets import load_preset
-
     zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
@@ -170,32 +169,29 @@ def zoom_timeline(values: dict[str, Any], zoom_set: bool = True):
     """The zoom's timeline: the --timeline file's keys and schedules, then --parseq's tables, then the flags'
     constants and schedules for the keys neither sets. A 3D camera flies without the default zoom (1.0 unless
     ``zoom_set``: given as a flag, keyword or in the preset)."""
-    from .options import SCHEDULE_KEYS
+    from .options import SCHEDULE_KEYS, weight_schedule
+    from .render.camera import CAMERA_KEYS
     from .render.timeline import Timeline, load_parseq, load_timeline
-
-    timeline = load_timeline(values["timeline"]) if values["timeline"] else Timeline()
-    if values["parseq"]:
-        tables = load_parseq(values["parseq"])
-        if both := sorted(set(tables) & ({k for key in timeline.keys for k in key.values} | set(timeline.schedules))):
-            raise DreamError(f"--timeline and --parseq both set {both[0]!r}", "set each key in one place")
-        timeline = Timeline(timeline.keys, {**timeline.schedules, **tables})
-    shift = values["shift"]
-    flags = {k: values[k] for k in SCHEDULE_KEYS if k in values and k != "blend"}
-    flags["shift_x"] = shift[0] if values["shift_x"] is None else values["shift_x"]
-    flags["shift_y"] = shift[1] if values["shift_y"] is None else values["shift_y"]
     from .schedule import Schedule
 
+    timeline = load_timeline(values["timeline"]) if values["timeline"] else Timeline()
+    set_keys = {k for key in timeline.keys for k in key.values} | set(timeline.schedules)
+    if values["parseq"]:
+        tables = load_parseq(values["parseq"])
+        if both := sorted(set(tables) & set_keys):
+            raise DreamError(f"--timeline and --parseq both set {both[0]!r}", "set each key in one place")
+        timeline = Timeline(timeline.keys, {**timeline.schedules, **tables})
+        set_keys |= set(tables)
+    shift = values["shift"]
+    flags = {k: values[k] for k in SCHEDULE_KEYS if k != "blend"}
+    flags["shift_x"] = shift[0] if values["shift_x"] is None else values["shift_x"]
+    flags["shift_y"] = shift[1] if values["shift_y"] is None else values["shift_y"]
     for key in ("lr", "sigma", "steps"):  # these are the plan's unless scheduled
         if not isinstance(flags[key], Schedule):
             del flags[key]
-    from .options import weight_schedule
-
     for key in ("layer", "target"):  # the flags' specs with a scheduled weight: the timeline evaluates them per frame
         if any(weight_schedule(spec, key) for spec in values[key]):
             flags[key] = values[key]
-    from .render.camera import CAMERA_KEYS
-
-    set_keys = {k for key in timeline.keys for k in key.values} | set(timeline.schedules)
     if not zoom_set and any(flags.get(k) is not None or k in set_keys for k in CAMERA_KEYS):
         flags["zoom"] = 1.0
     return timeline.with_defaults(**flags)

@@ -8,6 +8,7 @@ where values are checked. No torch here: ``dreamreel --help`` reads this table.
 from __future__ import annotations
 
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -256,9 +257,9 @@ OPTIONS: list[Option] = [
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
-    Option("steps", _scheduled(parse_int_list), [10], "steps per octave (or one per octave: N1,N2,...)", "N"),
-    Option("lr", _scheduled(parse_schedule), [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
-    Option("sigma", _scheduled(parse_schedule), [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]"),
+    Option("steps", _scheduled(parse_int_list), [10], "steps per octave (or one per octave: N1,N2,...)", "N|S"),
+    Option("lr", _scheduled(parse_schedule), [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]|S"),
+    Option("sigma", _scheduled(parse_schedule), [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]|S"),
     Option("smooth_every", _positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
     Option("jitter", _nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
     Option("normalize", _choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
@@ -317,7 +318,7 @@ OPTIONS: list[Option] = [
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
            "frame dreamt on its own)", "{farneback,raft,none}", group="video"),
     Option("blend", _scheduled(_ranged_float(0.0, 1.0)), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
-           "the next frame's start (higher: steadier, stronger dream)", "B", group="video"),
+           "the next frame's start (higher: steadier, stronger dream)", "B|S", group="video"),
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
@@ -391,9 +392,15 @@ def specs_at(specs: Sequence[str], key: str, frame: int, frames: int, fps: float
         if schedule is None:
             out.append(spec)
             continue
-        values = check_series("weight", schedule, max(frames, frame + 1), fps, f"--{key} {spec}")
+        values = _weight_series(schedule, max(frames, frame + 1), fps, f"--{key} {spec}")
         out.append(f"{spec[: len(spec) - len(schedule.text)]}{values[frame]:.6g}")
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _weight_series(schedule: Schedule, frames: int, fps: float, where: str) -> tuple[float, ...]:
+    """A weight schedule's values (cached: a timeline asks for them at every frame)."""
+    return tuple(check_series("weight", schedule, frames, fps, where))
 
 
 def check_series(key: str, schedule, frames: int, fps: float, where: str) -> list[float]:
