@@ -156,7 +156,13 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
     if values["depth"]:
+        from .render.camera import CAMERA_KEYS
         from .render.masks import open_mask
+
+        timeline = job.timeline
+        if not any(k in CAMERA_KEYS for k in {*timeline.schedules, *(k for key in timeline.keys for k in key.values)}):
+            raise DreamError("--depth shapes the 3D camera's picture, and no 3D key is set",
+                             "add --translation-z or a --rotation-3d-x/y/z")
 
         job.depth = open_mask(values["depth"], what="depth map")
         job.depth.check(size)

@@ -106,6 +106,10 @@ def test_a_depth_map_of_another_aspect_is_one_line_and_writes_nothing(tmp_path, 
                  "--translation-z", "5", "--depth", str(square), "-q"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "depth map" in err[0] and "aspect ratios differ" in err[0]
+    assert main(["zoom", str(data_dir / "coffee.png"), "-o", str(tmp_path / "z.mp4"), "--size", "96", "--frames", "3",
+                 "--depth", str(square), "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "no 3D key is set" in err[0]
     assert sorted(tmp_path.iterdir()) == before
 
 
