@@ -147,8 +147,13 @@ class Timeline:
         return Motion.from_values(self.at(frame))
 
     def describe(self) -> dict[str, str]:
-        """The schedules as written (for sidecars and fingerprints)."""
-        return {k: s.text for k, s in self.schedules.items()}
+        """The schedules as written, and the layer/target specs with scheduled weights (sidecars, dry runs)."""
+        out = {k: s.text for k, s in self.schedules.items()}
+        for name in ("layer", "target"):
+            specs = [s for key in self.keys for s in key.values.get(name, []) if weight_schedule(s, name)]
+            if specs:
+                out[name] = " ".join(specs)
+        return out
 
 
 def load_timeline(path: str | Path) -> Timeline:
