@@ -5,7 +5,8 @@ use ``t`` (the frame), ``max_f`` (the render's frame count), ``fps`` and ``s`` (
 ``+ - * / ** %``, unary minus, parentheses, and exactly the functions sin, cos, tan, abs, min, max, floor, ceil,
 sqrt, exp, log and the constants pi and e. As in Deforum, a key whose value is a plain number is a point that
 the frames between keys interpolate linearly to and from; a key with any other expression is evaluated at every
-frame from its key up to the next key. Before the first key the first value holds, after the last the last.
+frame from its key up to the next key. Before the first key the first value holds, after the last the last; a
+key after the render's last frame still anchors the frames before it (Deforum drops it).
 
 Strings are parsed here by a small tokenizer and a recursive-descent parser into closures; nothing is handed
 to Python's ``eval``. Every intermediate result must stay within +-1e6 and finite (``9**9**9`` is refused
@@ -223,18 +224,22 @@ class Schedule:
     origin: str = ""  # where it was written (a timeline file's key), for messages; "" for a flag or keyword
 
     def series(self, frames: int, fps: float) -> list[float]:
-        """The value at frames 0..frames-1 (Deforum's rule, see the module); a ScheduleError names the frame."""
-        values: list[float | None] = [None] * frames
+        """The value at frames 0..frames-1 (Deforum's rule, see the module); a ScheduleError names the frame. The
+        first key after the last frame still anchors the frames before it (``0:(1), 48:(2)`` over 48 frames
+        reaches 1.98)."""
+        known: dict[int, float] = {}
         keys = sorted(self.keys, key=lambda k: k.frame)
         for n, key in enumerate(keys):
             until = keys[n + 1].frame if n + 1 < len(keys) else frames
-            for f in ([key.frame] if key.point else range(key.frame, until)):
-                if 0 <= f < frames:
-                    try:
-                        values[f] = key.node({"t": float(f), "max_f": float(frames), "fps": float(fps), "s": f / fps})
-                    except ScheduleError as exc:
-                        raise ScheduleError(f"at frame {f}: {exc.message}", exc.column, exc.hint) from None
-        return _fill_linear(values, keys[0].node, frames, fps)
+            beyond = key.frame >= frames
+            for f in ([key.frame] if key.point or beyond else range(key.frame, min(until, frames))):
+                try:
+                    known[f] = key.node({"t": float(f), "max_f": float(frames), "fps": float(fps), "s": f / fps})
+                except ScheduleError as exc:
+                    raise ScheduleError(f"at frame {f}: {exc.message}", exc.column, exc.hint) from None
+            if beyond:
+                break
+        return _fill_linear(known, frames)
 
     def __repr__(self) -> str:  # stable: fingerprints and sidecars hold the text
         return self.text
@@ -246,21 +251,16 @@ class Schedule:
         return hash(self.text)
 
 
-def _fill_linear(values: list, first: Node | None, frames: int, fps: float) -> list[float]:
-    """Linear between the known values, the first before them and the last after them."""
-    known = [i for i, v in enumerate(values) if v is not None]
-    if not known:  # every key lies after the render's last frame: the first key's value holds
-        v = first({"t": 0.0, "max_f": float(frames), "fps": float(fps), "s": 0.0}) if first else 0.0
-        return [v] * frames
-    out = list(values)
-    for i in range(known[0]):
-        out[i] = values[known[0]]
-    for a, b in zip(known, known[1:]):
-        for i in range(a + 1, b):
-            out[i] = values[a] + (values[b] - values[a]) * (i - a) / (b - a)
-    for i in range(known[-1] + 1, frames):
-        out[i] = values[known[-1]]
-    return out
+def _fill_linear(known: dict[int, float], frames: int) -> list[float]:
+    """Frames 0..frames-1 linear between the known values (one may lie after the last frame), the first before
+    them and the last after them."""
+    at = sorted(known)
+    out = [known[at[0]]] * min(frames, at[0] + 1)
+    for a, b in zip(at, at[1:]):
+        out += [known[a] + (known[b] - known[a]) * (i - a) / (b - a) for i in range(a + 1, min(b, frames))]
+        if b < frames:
+            out.append(known[b])
+    return out + [known[at[-1]]] * (frames - len(out))
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,13 +272,9 @@ class FrameTable:
     origin: str = ""
 
     def series(self, frames: int, fps: float) -> list[float]:
-        out: list = [None] * frames
-        for f, v in self.values:
-            if 0 <= f < frames:
-                out[f] = v
-        if all(v is None for v in out):  # the table starts after the render's last frame
-            return [self.values[0][1]] * frames
-        return _fill_linear(out, None, frames, fps)
+        inside = [(f, v) for f, v in self.values if f < frames]
+        after = [(f, v) for f, v in self.values if f >= frames][:1]  # anchors the frames before it
+        return _fill_linear(dict(inside + after), frames)
 
     @property
     def text(self) -> str:

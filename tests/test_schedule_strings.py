@@ -63,5 +63,7 @@ def test_a_value_that_is_not_finite_at_one_frame_names_the_frame(text, frame):
         parse_schedule_string(text).series(6, 12)
 
 
-def test_keys_after_the_last_frame_hold_the_first_keys_value():
+def test_a_key_after_the_last_frame_anchors_the_frames_before_it():
     assert parse_schedule_string("100:(2)").series(3, 12) == [2.0] * 3
+    assert parse_schedule_string("0:(1), 4:(2), 9:(3)").series(4, 12) == pytest.approx([1, 1.25, 1.5, 1.75])
+    assert parse_schedule_string("0:(t), 2:(5), 6:(t)").series(4, 12) == pytest.approx([0, 1, 5, 5.25])
