@@ -57,21 +57,10 @@ class VideoJob:
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
     from ..options import frame_value
-    from ..schedule import Schedule
+    from .timeline import clip_timeline
 
-    from ..options import weight_schedule
-
-    schedules = {k: values[k] for k in ("blend", "lr", "sigma", "steps") if isinstance(values[k], Schedule)}
-    weights = {k: values[k] for k in ("layer", "target") if any(weight_schedule(s, k) for s in values[k])}
-    timeline = None
-    if schedules or weights:
-        from .timeline import Keyframe, Timeline
-
-        timeline = Timeline([Keyframe(0, weights)], schedules)
     job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
-                   end=values["end"], every=values["every"], crf=values["crf"], timeline=timeline)
-    if timeline is not None and values.get("segments") is not None:
-        raise DreamError("--segments does not follow schedules", "render the clip without --segments")
+                   end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values))
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
     return job
@@ -295,17 +284,16 @@ class ClipStart:
         self._carried, self._visible = False, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._blur_settings(k - 1)), flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1)), flow)
             self._carried, self._visible = True, float(mask.mean())
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, self._blur_settings(k))
+            detail = dream_detail(to_uint8(result.image), src, self._settings(k))
         from .art import frame_settings  # a --mask video masks frame k; scheduled lr/sigma
 
-        if "steps" in values:
-            settings = plan.settings(self.clip.size, steps=[values["steps"]])
+        settings = self._settings(k)
         if "layer" in values or "target" in values:  # scheduled weights: this frame's objective
             from .zoom import dreamer_for
 
@@ -314,16 +302,15 @@ class ClipStart:
         return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
 
-    def _blur_settings(self, k: int):
-        """Frame k's last-octave steps and sigma (scheduled ones included): the blur its dream detail is measured
-        against (``smoothed_source``)."""
+    def _settings(self, k: int):
+        """Frame k's settings with its scheduled steps, lr and sigma (also the blur its detail is measured against)."""
         if self.job.timeline is None:
             return self.settings
-        from dataclasses import replace
+        from .art import scheduled_settings
 
-        v, o = self.job.timeline.at(k), self.settings.octaves[-1]
-        o = replace(o, steps=v.get("steps", o.steps), sigma=(v["sigma"], v["sigma"]) if "sigma" in v else o.sigma)
-        return replace(self.settings, octaves=(*self.settings.octaves[:-1], o))
+        v = self.job.timeline.at(k)
+        return scheduled_settings(self.plan.settings(self.clip.size, steps=[v["steps"]]) if "steps" in v
+                                  else self.settings, v)
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues

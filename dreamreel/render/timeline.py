@@ -285,3 +285,14 @@ def load_parseq(path: str | Path) -> dict[str, FrameTable]:
     if not columns:
         raise DreamError(f"{p}: no motion fields in rendered_frames", f"expected some of {', '.join(PARSEQ_KEYS)}")
     return {k: FrameTable(f"parseq:{p.name}", tuple(sorted(c.items())), f"{p}: {k!r}") for k, c in columns.items()}
+
+
+def clip_timeline(values: dict[str, Any]) -> Timeline | None:
+    """A clip's schedules (blend, lr, sigma, steps, and layer/target specs with scheduled weights), or None."""
+    schedules = {k: values[k] for k in ("blend", "lr", "sigma", "steps") if isinstance(values[k], Schedule)}
+    weights = {k: values[k] for k in ("layer", "target") if any(weight_schedule(s, k) for s in values[k])}
+    if not (schedules or weights):
+        return None
+    if values.get("segments") is not None:
+        raise DreamError("--segments does not follow schedules", "render the clip without --segments")
+    return Timeline([Keyframe(0, weights)], schedules)
