@@ -8,7 +8,6 @@ where values are checked. No torch here: ``dreamreel --help`` reads this table.
 from __future__ import annotations
 
 
-import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -366,55 +365,10 @@ def canonical_keys(values: dict[str, Any], where: Callable[[str], str] = lambda 
     return out
 
 
-def frame_value(key: str, value: Any, frame: int = 0, frames: int = 1, fps: float = 12.0) -> Any:
-    """A schedule's value at ``frame`` in the option's own form (lr: [(v, v)], steps: [n]); other values as given."""
-    if not isinstance(value, Schedule):
-        return value
-    v = check_series(key, value, max(frames, frame + 1), fps, "--" + key.replace("_", "-"))[frame]
-    if key in ("lr", "sigma"):
-        return [(v, v)]
-    if key == "steps":
-        return [max(1, int(round(v)))]
-    return v
-
-
 def weight_schedule(spec: str, key: str) -> Schedule | None:
     """The schedule of a --layer/--target spec's weight (``block7@0:(1), 48:(0)``), or None (a number, or none)."""
     w = spec_weight(spec, key)
     return parse_schedule_string(w) if w is not None and looks_like_schedule(w) else None
-
-
-def specs_at(specs: Sequence[str], key: str, frame: int, frames: int, fps: float) -> list[str]:
-    """--layer/--target specs with each scheduled weight replaced by its value at ``frame`` (``block7@0.5``)."""
-    out = []
-    for spec in specs:
-        schedule = weight_schedule(spec, key)
-        if schedule is None:
-            out.append(spec)
-            continue
-        values = _weight_series(schedule, max(frames, frame + 1), fps, f"--{key} {spec}")
-        out.append(f"{spec[: len(spec) - len(schedule.text)]}{values[frame]:.6g}")
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _weight_series(schedule: Schedule, frames: int, fps: float, where: str) -> tuple[float, ...]:
-    """A weight schedule's values (cached: a timeline asks for them at every frame)."""
-    return tuple(check_series("weight", schedule, frames, fps, where))
-
-
-def check_series(key: str, schedule, frames: int, fps: float, where: str) -> list[float]:
-    """Every frame's value of a schedule, finite and in the option's range, or a one-line DreamError naming it."""
-    try:
-        values = schedule.series(frames, fps)
-    except ScheduleError as exc:
-        raise DreamError(f"{where}: {exc}", exc.hint) from None
-    limit = WEIGHT_LIMIT if key == "weight" else LIMITS.get(key)
-    for f, v in enumerate(values):
-        if not math.isfinite(v) or (limit and not limit.holds(round(v) if key == "steps" else v)):
-            raise DreamError(f"{where}: the schedule's value at frame {f} is {v:g}",
-                             limit.hint() if limit else "not a finite number")
-    return values
 
 
 # ---------------------------------------------------------------- the validation layer: ranges of every number

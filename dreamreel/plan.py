@@ -10,7 +10,7 @@ from .engine import DreamSettings, Octave, Size, octave_sizes
 from .engine.objectives import Objective, build_objective
 from .errors import DreamError
 from .models import check_weights_arg, describe_weights, get_spec
-from .options import DREAM_KEYS, MAX_SIDE, frame_value, specs_at
+from .options import DREAM_KEYS, MAX_SIDE
 
 
 def _per_octave(name: str, items: Sequence, n: int) -> list:
@@ -169,6 +169,7 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
 
 def _first_value(key: str, value: Any, fps: float) -> Any:
     """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
+    from .render.timeline import frame_value, specs_at
     from .schedule import Schedule
 
     if key in ("layer", "target"):

@@ -56,8 +56,7 @@ class VideoJob:
 
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
-    from ..options import frame_value
-    from .timeline import clip_timeline
+    from .timeline import clip_timeline, frame_value
 
     job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
                    end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values))
