@@ -176,3 +176,16 @@ def test_a_value_out_of_range_names_the_file_it_came_from(tmp_path, data_dir):
         dreamreel.prepare_zoom(str(data_dir / "coffee.png"), timeline=str(timeline), **kw)
     with pytest.raises(DreamError, match=r"q\.json: 'rotate': the schedule's value at frame 2 is 450"):
         dreamreel.prepare_zoom(str(data_dir / "coffee.png"), parseq=str(parseq), **kw)
+
+
+def test_react_drives_the_3d_camera_and_takes_deforum_names(data_dir):
+    from dreamreel.render.art import frame_values
+    from dreamreel.render.timeline import Motion
+
+    p = dreamreel.prepare_zoom(str(data_dir / "coffee.png"), audio=str(data_dir / "realshort.mp4"), fps=12,
+                               react="rotation_3d_y=0:2@onset,angle=0:1", translation_z=5, size=64, octaves=1,
+                               first_octaves=1)
+    k = max(range(1, p.job.frames), key=lambda i: p.job.react[i]["onset"])
+    motion = Motion.from_values(frame_values(p.job, k, p.job.timeline.at(k)))
+    assert motion.camera.rotation[1] == pytest.approx(2 * p.job.react[k]["onset"]) and motion.camera.translation_z == 5
+    assert motion.rotate == pytest.approx(p.job.react[k]["loudness"], abs=1e-4)

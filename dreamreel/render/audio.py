@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DreamError
-from ..options import LIMITS
+from ..options import ALIASES, LIMITS
 
 SAMPLE_RATE = 22050
 SILENCE_RMS = 1e-4  # about -80 dBFS: a track whose loudest frame is quieter than this is silent
@@ -134,10 +134,10 @@ def parse_react(text: str) -> list[React]:
         part = part.strip()
         if not part:
             continue
-        m = re.fullmatch(r"([a-z_]+)\s*=\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*(?:@\s*([a-z]+))?", part)
+        m = re.fullmatch(r"([a-z_][a-z_0-9]*)\s*=\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*(?:@\s*([a-z]+))?", part)
         if not m:
             raise DreamError(f"bad --react item {part!r}", "write KEY=A:B or KEY=A:B@onset, e.g. zoom=1.00:1.06,lr=0.01:0.03")
-        key, a, b, feature = m.group(1), m.group(2), m.group(3), m.group(4) or "loudness"
+        key, a, b, feature = ALIASES.get(m.group(1), m.group(1)), m.group(2), m.group(3), m.group(4) or "loudness"
         if key not in REACT_KEYS:
             raise DreamError(f"--react cannot drive {key!r}", f"use {', '.join(REACT_KEYS)}")
         if feature not in FEATURES:
