@@ -309,7 +309,7 @@ OPTIONS: list[Option] = [
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
-           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
+           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
     Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
     Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom"),
     # video
