@@ -135,8 +135,16 @@ class _Parser:
     """expr := term (('+'|'-') term)*; term := unary (('*'|'/'|'%') unary)*; unary := ('-'|'+') unary | power;
     power := atom ('**' unary)?; atom := number | constant | variable | function '(' expr, ... ')' | '(' expr ')'."""
 
+    MAX_DEPTH = 50  # nested parentheses, calls and unary signs (the parser recurses on each)
+    MAX_OPERATIONS = 300  # per key's expression: evaluating a chain of them recurses as deep
+
     def __init__(self, tokens: list[_Token]):
-        self.tokens, self.i = tokens, 0
+        self.tokens, self.i, self.depth, self.operations = tokens, 0, 0, 0
+
+    def count(self, column: int) -> None:
+        self.operations += 1
+        if self.operations > self.MAX_OPERATIONS:
+            raise ScheduleError(f"an expression of more than {self.MAX_OPERATIONS} operations", column)
 
     @property
     def tok(self) -> _Token:
@@ -155,6 +163,7 @@ class _Parser:
         node = self.term()
         while self.tok.text in ("+", "-"):
             op = self.take()
+            self.count(op.column)
             node = _binary(op.text, node, self.term(), op.column)
         return node
 
@@ -162,10 +171,20 @@ class _Parser:
         node = self.unary()
         while self.tok.text in ("*", "/", "%"):
             op = self.take()
+            self.count(op.column)
             node = _binary(op.text, node, self.unary(), op.column)
         return node
 
     def unary(self) -> Node:
+        self.depth += 1
+        try:
+            if self.depth > self.MAX_DEPTH:
+                raise ScheduleError(f"nested more than {self.MAX_DEPTH} deep", self.tok.column)
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Node:
         if self.tok.text in ("-", "+"):
             op = self.take()
             inner = self.unary()
@@ -176,6 +195,7 @@ class _Parser:
         base = self.atom()
         if self.tok.text == "**":
             op = self.take()
+            self.count(op.column)
             return _binary("**", base, self.unary(), op.column)
         return base
 
@@ -311,7 +331,7 @@ def parse_schedule_string(text: str) -> Schedule:
         frames.add(frame)
         p.take(":")
         p.take("(")
-        start = p.i
+        start, p.operations = p.i, 0
         node = p.expr()
         body = tokens[start:p.i]
         p.take(")")

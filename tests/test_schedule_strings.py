@@ -67,3 +67,18 @@ def test_a_key_after_the_last_frame_anchors_the_frames_before_it():
     assert parse_schedule_string("100:(2)").series(3, 12) == [2.0] * 3
     assert parse_schedule_string("0:(1), 4:(2), 9:(3)").series(4, 12) == pytest.approx([1, 1.25, 1.5, 1.75])
     assert parse_schedule_string("0:(t), 2:(5), 6:(t)").series(4, 12) == pytest.approx([0, 1, 5, 5.25])
+
+
+def test_deep_nesting_is_refused_before_python_runs_out_of_stack():
+    for text in ["0:(" + "(" * 3000 + "1" + ")" * 3000 + ")", "0:(" + "-" * 5000 + "1)",
+                 "0:(" + "sin(" * 1500 + "1" + ")" * 1501]:
+        with pytest.raises(ScheduleError, match="nested more than 50 deep"):
+            parse_schedule_string(text)
+    assert parse_schedule_string("0:(" + "(" * 20 + "2" + ")" * 20 + ")").series(1, 12) == [2.0]
+
+
+def test_a_chain_of_more_than_300_operations_is_refused():
+    with pytest.raises(ScheduleError, match="more than 300 operations"):
+        parse_schedule_string("0:(" + "+".join(["1"] * 3000) + ")")
+    long = parse_schedule_string(", ".join(f"{k}:({'+'.join(['1'] * 200)})" for k in range(20)))
+    assert long.series(3, 12) == [200.0] * 3
