@@ -150,7 +150,8 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     """Validate merged option values into a plan (model, weights, layers, classes, features)."""
     spec = get_spec(values["model"])
     check_weights_arg(values["weights"])
-    plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
+    plan = DreamPlan(**{k: _first_value(k, values[k], values.get("fps") or 12.0) for k in DREAM_KEYS},
+                     preset=preset_name)
     plan.model = spec.name
     from .engine import device_problem
 
@@ -164,6 +165,18 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     if plan.mask:
         plan.mask_source()  # readable now
     return plan
+
+
+def _first_value(key: str, value: Any, fps: float) -> Any:
+    """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
+    from .render.timeline import frame_value, specs_at
+    from .schedule import Schedule
+
+    if key in ("layer", "target"):
+        return specs_at(value, key, 0, 1, fps)
+    if not isinstance(value, Schedule):
+        return value
+    return frame_value(key, value, fps=fps)
 
 
 def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -> list[str]:

@@ -51,12 +51,15 @@ class VideoJob:
     end: float | None = None  # seconds (exclusive)
     every: int = 1  # keep every N-th frame (the output plays at fps / N so it keeps the clip's timing)
     crf: int = 18
+    timeline: object = None  # timeline.Timeline of the scheduled blend, lr, sigma, steps (None: none scheduled)
 
 
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
-    job = VideoJob(flow=values["flow"], blend=values["blend"], start=values["start"], end=values["end"],
-                   every=values["every"], crf=values["crf"])
+    from .timeline import clip_timeline, frame_value
+
+    job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
+                   end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values))
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
     return job
@@ -189,6 +192,8 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
         last = n if job.end is None else min(n, int(np.ceil(job.end * info.fps - 1e-6)))
         n = max(1, last - first)
     frames = -(-n // job.every)
+    if job.timeline is not None:  # every scheduled value of every frame, checked now
+        job.timeline.bind(max(1, frames), info.fps / job.every)
     return ClipPlan(info, size, info.fps / job.every, frames, exact)
 
 
@@ -227,13 +232,16 @@ class ClipStart:
         self.dream_seconds = self.flow_seconds = 0.0
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
+        self._values: dict = {}  # frame k's scheduled values
+        self._dreamers: dict = {}  # scheduled layer/target weights: a dreamer per frame's objective
 
     def fingerprint(self) -> str:
         job = self.job
         return fingerprint({"plan": self.plan.to_json(), "source": _fingerprint_source(self.input_path),
                             "settings": str(self.settings), "size": self.clip.size, "flow": job.flow,
                             "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
-                            "warmup": self.warmup, "command": "video"})
+                            "warmup": self.warmup, "command": "video",
+                            **({"schedules": job.timeline.describe()} if job.timeline is not None else {})})
 
     def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint holds the last dream and its source side by side
         w = last.shape[1] // 2
@@ -269,21 +277,39 @@ class ClipStart:
         from . import runtime
 
         plan, job, settings, src = self.plan, self.job, self.settings, self._src
+        values = self._values = job.timeline.at(k) if job.timeline is not None else {}
+        blend = values.get("blend", job.blend)
         detail = mask = None
         self._carried, self._visible = False, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1)), flow)
             self._carried, self._visible = True, float(mask.mean())
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, settings)
-        from .art import frame_settings  # a --mask video masks frame k
+            detail = dream_detail(to_uint8(result.image), src, self._settings(k))
+        from .art import frame_settings  # a --mask video masks frame k; scheduled lr/sigma
 
-        return FrameStart(start_image(src, detail, job.blend, mask), frame_settings(settings, plan, None, k, {}, self.clip.size),
+        settings = self._settings(k)
+        if "layer" in values or "target" in values:  # scheduled weights: this frame's objective
+            from .zoom import dreamer_for
+
+            engine.dreamer = dreamer_for(engine, plan, values, self._dreamers)
+            engine.objective = engine.dreamer.objective
+        return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
+
+    def _settings(self, k: int):
+        """Frame k's settings with its scheduled steps, lr and sigma (also the blur its detail is measured against)."""
+        if self.job.timeline is None:
+            return self.settings
+        from .art import scheduled_settings
+
+        v = self.job.timeline.at(k)
+        return scheduled_settings(self.plan.settings(self.clip.size, steps=[v["steps"]]) if "steps" in v
+                                  else self.settings, v)
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
@@ -293,7 +319,7 @@ class ClipStart:
         return {"frame": k, "seconds": round(prepare_s + dream_s, 4), "flow_seconds": round(flow_s, 4),
                 "dream_seconds": round(dream_s, 4), "carried": self._carried,
                 "visible": None if self._visible is None else round(self._visible, 4), "passes": self._passes,
-                "objective_end": result.octaves[-1].objective_end}
+                "objective_end": result.octaves[-1].objective_end, **self._values}
 
     def checkpoint_image(self) -> np.ndarray:
         return np.concatenate([self.prev_dream, self.prev_src], axis=1)
@@ -386,6 +412,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "resumed_at_frame": state.start if state.start else None,
                 "stopped_early": strategy.stopped_early,
                 "per_frame": records,
+                "schedules": job.timeline.describe() if job.timeline is not None else {},
                 "fingerprint": key,
             }
 
