@@ -21,6 +21,8 @@ Size = tuple[int, int]  # (width, height)
 #: Colour space of the gradient step, and of --color-match (engine/conditioning.py implements them).
 COLOR_MODES = ("rgb", "decorrelated", "luminance")
 MATCH_MODES = ("none", "rgb", "decorrelated")
+#: How a whole --layer is scored (engine/objectives.py): the article's sum, or the original DeepDream's squares.
+LAYER_OBJECTIVES = ("sum", "square")
 
 MAX_SIDE = 8192
 
@@ -236,6 +238,9 @@ OPTIONS: list[Option] = [
     Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
+    Option("layer_objective", _choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
+           "original DeepDream: amplifies what the layer already sees, so the picture decides what grows) or sum (the "
+           "article's: every feature pushed alike)", "{square,sum}"),
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),

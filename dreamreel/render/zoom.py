@@ -139,7 +139,7 @@ class ZoomStart:
         self.prev, self.last = from_uint8(frame), frame  # the quantised frame is the next start
         self.dream_seconds += dream_s
         return {"frame": k, "zoom": motion.zoom, "rotate": motion.rotate, "shift": list(motion.shift),
-                "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
+                "layer": values.get("layer", plan.layer) or list(plan.spec.default_layers),
                 "target": values.get("target", plan.target),
                 "steps": sum(o.steps for o in self._settings.octaves), "seconds": round(dream_s, 4),
                 "objective_end": result.octaves[-1].objective_end, **art.frame_record(values, self._settings)}
@@ -214,7 +214,7 @@ def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
 def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
-    return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
+    return build_objective(layers, targets, plan.spec.default_layers, plan.layer_objective).bind(plan.spec)
 
 
 def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
