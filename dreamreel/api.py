@@ -142,7 +142,8 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     shift = values["shift"]
     timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
-                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
+                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"],
+                  travel=values["travel"], travel_weight=values["travel_weight"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
     from .render.zoom import check_timeline_objectives
 

@@ -274,6 +274,9 @@ OPTIONS: list[Option] = [
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
     Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
+    Option("travel", _nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
+           "family (birds, buildings, fish, flowers, ...), so the content changes as it goes in; 0: off", "N", group="zoom"),
+    Option("travel_weight", _nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
            "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
@@ -382,6 +385,8 @@ LIMITS: dict[str, Limit] = {
     "tile_overlap": Limit(0, MAX_SIDE, unit="px"),
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
+    "travel": Limit(0, 1_000_000),
+    "travel_weight": Limit(0, 1000),  # a term weight, as after @
     "segments": Limit(1, 1024),
     "segment_overlap": Limit(0, 1000),
     "cpus_per_item": Limit(1, 1024),

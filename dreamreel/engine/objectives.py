@@ -3,9 +3,9 @@
 ``layer("inception4c") + 0.5 * target("bubble")`` reads like the article's ``a*g_l + b*g_t``.
 A whole layer is the article's sum over features and positions scaled by 1/number-of-features,
 so its gradient is the mean of its features' gradients (the article's b = 1/F), or (``square``) the
-original DeepDream's half sum of squared activations, again over F: its gradient is the activation
-itself, so it amplifies what the layer already sees in the picture instead of pushing every feature
-alike. Chosen features are summed unscaled, as the article optimises single features.
+original DeepDream's half sum of squared activations, again over F and over the layer's mean |activation|:
+its gradient is the activation itself (in units of its mean), so it amplifies what the layer already sees
+in the picture instead of pushing every feature alike. Chosen features are summed unscaled, as the article optimises single features.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ class Layer(Objective):
 
     def __call__(self, acts):
         z = acts[self.name].float()
-        if self.mode == "square":
-            return 0.5 * z.square().sum() / (self.channels or z.shape[1])
+        if self.mode == "square":  # in units of the layer's own mean |activation|: comparable with the sum's weights
+            return 0.5 * z.square().sum() / ((self.channels or z.shape[1]) * z.detach().abs().mean().clamp_min(1e-6))
         return z.sum() / (self.channels or z.shape[1])
 
     def __repr__(self):
@@ -143,8 +143,32 @@ class Target(Objective):
     def __call__(self, acts):
         return acts["logits"][:, self.index].float().sum()
 
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """The target's softmax probability per image, shape (B,)."""
+        return logits.float().softmax(1)[:, self.index]
+
     def __repr__(self):
         return f"target({self.label or self.cls!r})"
+
+
+class Family(Target):
+    """A class family (``family:bird``): the log-sum-exp of its classes' logits, so whichever members the picture
+    is closest to grow (a soft maximum over the family rather than one species)."""
+
+    def __init__(self, name: str, indices: Sequence[int] | None = None):
+        super().__init__(f"family:{name}", None, f"family:{name}")
+        self.family, self.indices = name, tuple(indices or ())
+
+    def bind(self, spec):
+        from .families import family_indices
+
+        return Family(self.family, family_indices(self.family, spec.categories()))
+
+    def __call__(self, acts):
+        return acts["logits"][:, list(self.indices)].float().logsumexp(1).sum()
+
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().softmax(1)[:, list(self.indices)].sum(1)
 
 
 class Sum(Objective):
@@ -183,6 +207,9 @@ def features(name: str, indices: Sequence[int] | int) -> Features:
 
 
 def target(cls: str | int) -> Target:
+    """A class target: a name, an index, or ``family:NAME`` (engine/families.py)."""
+    if isinstance(cls, str) and cls.startswith("family:"):
+        return Family(cls[len("family:"):].strip())
     return Target(cls)
 
 
@@ -235,9 +262,10 @@ def parse_layer_spec(text: str, mode: str = "sum") -> Objective:
 
 
 def parse_target_spec(text: str) -> Objective:
-    """``CLASS`` or ``CLASS@WEIGHT``; CLASS is a name (spaces and commas allowed) or an index."""
+    """``CLASS`` or ``CLASS@WEIGHT``; CLASS is a name (spaces and commas allowed), an index, or ``family:NAME``."""
     cls, at, weight = text.rpartition("@") if "@" in text else (text, "", "")
-    obj: Objective = Target(cls.strip())
+    cls = cls.strip()
+    obj: Objective = Family(cls[len("family:"):].strip()) if cls.startswith("family:") else Target(cls)
     return obj * parse_weight(weight, text) if at else obj
 
 

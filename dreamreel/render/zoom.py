@@ -24,6 +24,7 @@ from . import art
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
+from .travel import travel_targets
 
 
 @dataclass
@@ -42,6 +43,8 @@ class ZoomJob:
     audio: Path | None = None  # a track muxed into the output
     audio_features: object = None  # audio.AudioFeatures
     loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
+    travel: int = 0  # --travel: frames per leg toward the next class family (render/travel.py; 0: off)
+    travel_weight: float = 0.0
 
 
 class ZoomStart:
@@ -71,6 +74,7 @@ class ZoomStart:
         return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
                             "first": str(self.first_settings), "each": str(self.frame_settings),
                             "color_match": job.color_match, "react": job.react, "loop": job.loop,
+                            **({"travel": [job.travel, job.travel_weight]} if job.travel else {}),
                             "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
 
     def restore(self, last: np.ndarray, state: dict) -> None:
@@ -118,7 +122,10 @@ class ZoomStart:
 
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
-        values = self._values = art.frame_values(job, k, job.timeline.at(k))
+        values = art.frame_values(job, k, job.timeline.at(k))
+        if job.travel:
+            values = {**values, "target": travel_targets(job.travel, job.travel_weight, k, values.get("target", plan.target))}
+        self._values = values
         engine.dreamer = _dreamer_for(engine, plan, values, self.dreamers)
         engine.objective = engine.dreamer.objective
         if k == 0:
