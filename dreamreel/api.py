@@ -144,7 +144,8 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
-                  color_match=values["color_match"])
+                  color_match=values["color_match"],
+                  travel=values["travel"], travel_weight=values["travel_weight"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
     job.timeline.bind(job.frames + job.loop, job.fps)  # every schedule's every frame, checked before any work
     from .render.zoom import check_timeline_objectives

@@ -22,6 +22,8 @@ Size = tuple[int, int]  # (width, height)
 #: Colour space of the gradient step, and of --color-match (engine/conditioning.py implements them).
 COLOR_MODES = ("rgb", "decorrelated", "luminance")
 MATCH_MODES = ("none", "rgb", "decorrelated")
+#: How a whole --layer is scored (engine/objectives.py): the article's sum, or the original DeepDream's squares.
+LAYER_OBJECTIVES = ("sum", "square")
 
 MAX_SIDE = 8192
 
@@ -253,6 +255,9 @@ OPTIONS: list[Option] = [
     Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
+    Option("layer_objective", _choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
+           "original DeepDream: amplifies what the layer already sees, so the picture decides what grows) or sum (the "
+           "article's: every feature pushed alike)", "{square,sum}"),
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
@@ -307,6 +312,9 @@ OPTIONS: list[Option] = [
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
     Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
+    Option("travel", _nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
+           "family (birds, buildings, fish, flowers, ...), so the content changes as it goes in; 0: off", "N", group="zoom"),
+    Option("travel_weight", _nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
            "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
@@ -446,6 +454,8 @@ LIMITS: dict[str, Limit] = {
     "tile_overlap": Limit(0, MAX_SIDE, unit="px"),
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
+    "travel": Limit(0, 1_000_000),
+    "travel_weight": Limit(0, 1000),  # a term weight, as after @
     "segments": Limit(1, 1024),
     "segment_overlap": Limit(0, 1000),
     "cpus_per_item": Limit(1, 1024),

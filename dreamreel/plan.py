@@ -29,6 +29,7 @@ class DreamPlan:
     weights: str
     layer: list[str]
     target: list[str]
+    layer_objective: str
     size: int | Size | None
     octaves: int | list[int]
     octave_scale: float
@@ -62,8 +63,8 @@ class DreamPlan:
             from .engine.guide import build_guided_objective
 
             return build_guided_objective(self.layer, self.target, self.guide, self.guide_layer,
-                                          self.spec.default_layer).bind(self.spec)
-        return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
+                                          self.spec.default_layer, self.layer_objective).bind(self.spec)
+        return build_objective(self.layer, self.target, self.spec.default_layers, self.layer_objective).bind(self.spec)
 
     @property
     def overlap(self) -> int:

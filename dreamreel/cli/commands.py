@@ -164,7 +164,7 @@ def cmd_models(args) -> int:
 
     for spec in list_models():
         print(f"{spec.name:20s} {spec.description}")
-        print(f"{'':20s} default layer {spec.default_layer}; weights: {spec.weights_source}")
+        print(f"{'':20s} default layer {' + '.join(spec.default_layers)}; weights: {spec.weights_source}")
     return 0
 
 

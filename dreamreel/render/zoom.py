@@ -24,6 +24,7 @@ from . import art
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
+from .travel import travel_targets
 
 
 @dataclass
@@ -43,6 +44,8 @@ class ZoomJob:
     audio_features: object = None  # audio.AudioFeatures
     loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
     depth: object = None  # --depth: the 3D camera's depth map (a masks.MaskSource read as grey), or None (flat)
+    travel: int = 0  # --travel: frames per leg toward the next class family (render/travel.py; 0: off)
+    travel_weight: float = 0.0
 
 
 class ZoomStart:
@@ -72,6 +75,7 @@ class ZoomStart:
         return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
                             "first": str(self.first_settings), "each": str(self.frame_settings),
                             "color_match": job.color_match, "react": job.react, "loop": job.loop,
+                            **({"travel": [job.travel, job.travel_weight]} if job.travel else {}),
                             "timeline": [(k.frame, k.values) for k in job.timeline.keys],
                             **({"schedules": job.timeline.describe()} if job.timeline.schedules else {}),
                             **({"depth": str(job.depth.path)} if job.depth is not None else {})})
@@ -121,7 +125,10 @@ class ZoomStart:
 
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
-        values = self._values = art.frame_values(job, k, job.timeline.at(k))
+        values = art.frame_values(job, k, job.timeline.at(k))
+        if job.travel:
+            values = {**values, "target": travel_targets(job.travel, job.travel_weight, k, values.get("target", plan.target))}
+        self._values = values
         engine.dreamer = dreamer_for(engine, plan, values, self.dreamers)
         engine.objective = engine.dreamer.objective
         if k == 0:
@@ -145,7 +152,7 @@ class ZoomStart:
         return {"frame": k, "zoom": values.get("zoom", motion.zoom), "rotate": values.get("rotate", motion.rotate),
                 "shift": [values.get("shift_x", motion.shift[0]), values.get("shift_y", motion.shift[1])],
                 **(camera.record() if camera else {}), **({"blend": values["blend"]} if "blend" in values else {}),
-                "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
+                "layer": values.get("layer", plan.layer) or list(plan.spec.default_layers),
                 "target": values.get("target", plan.target),
                 "steps": sum(o.steps for o in self._settings.octaves), "seconds": round(dream_s, 4),
                 "objective_end": result.octaves[-1].objective_end, **art.frame_record(values, self._settings)}
@@ -228,7 +235,7 @@ def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
 def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
-    return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
+    return build_objective(layers, targets, plan.spec.default_layers, plan.layer_objective).bind(plan.spec)
 
 
 def dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
