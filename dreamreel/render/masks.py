@@ -133,7 +133,8 @@ class MaskSource:
         """Refuse a mask whose aspect ratio differs from the output's (resizing it would stretch it)."""
         mw, mh = self.size
         w, h = size
-        if abs((mw / mh) / (w / h) - 1) > ASPECT_TOLERANCE:
+        rounding = min(abs(w * mh / mw - h), abs(h * mw / mh - w)) <= 1  # the output's sides are whole pixels
+        if abs((mw / mh) / (w / h) - 1) > ASPECT_TOLERANCE and not rounding:
             raise DreamError(f"mask {str(self.path)!r} is {mw}x{mh} but the output is {w}x{h}: the aspect ratios differ",
                              f"make the mask {w}x{h} (any size with that aspect ratio is resized)")
 
