@@ -77,17 +77,15 @@ def _size_and_octaves(values: dict[str, Any], given: dict[str, Any], where=None)
 
 
 def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Path]:
-    """The files a command reads besides its outputs: its sources, the preset file, the timeline, a weights file."""
+    """Every file a command reads: its sources, the preset file, and each file the option table says an option
+    names (``Option.file``: masks, guides, the audio track, the timeline, a weights file)."""
+    from .options import file_values
     from .presets import available
 
     out = [Path(s) for s in sources if s is not None]
     if preset:
         out.append(available().get(preset, Path(preset)))
-    if values.get("timeline"):
-        out.append(Path(values["timeline"]))
-    if values.get("weights") not in (None, "default", "random"):
-        out.append(Path(values["weights"]))
-    return out
+    return out + [Path(path) for _, path in file_values(values)]
 
 
 def _source(image):
@@ -154,7 +152,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
                     first_settings=plan.settings(size, octaves=values["first_octaves"]),
-                    inputs=input_files(values, preset, source.path))
+                    inputs=input_files(values, preset, source.path, *timeline.mask_files()))
 
 
 def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> Prepared:
@@ -168,6 +166,16 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
     clip = plan_clip(Path(video), plan, job)
     return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,
                     raft=raft, inputs=input_files(values, preset, Path(video)))
+
+
+def check_files(p: Prepared, output: Path) -> None:
+    """Refuse a job whose output, sidecar, recordings or resume checkpoint would land on a file it reads (or two
+    of them on one path)."""
+    from .render.recorders import recorder_outputs
+    from .render.runtime import check_outputs
+
+    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output],
+                  checkpoints=[output] if p.command != "dream" else [])
 
 
 # ---------------------------------------------------------------- the verbs
@@ -186,15 +194,13 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
     """Dream a still into ``output`` (.png/.jpg) and ``output``.json; recording options (``progress=``,
     ``activations=``, ``overlay=``) add their files. Returns a ``render.still.StillResult``."""
     from .render.recorders import recording, still_recorders
-    from .render.runtime import check_outputs, check_still_output
+    from .render.runtime import check_still_output
     from .render.still import dream_still
 
     output = Path(output)
     check_still_output(output)
     p = prepare_still(image, preset=preset, **options)
-    from .render.recorders import recorder_outputs
-
-    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
+    check_files(p, output)
     recorders = still_recorders(p.values)
     with recording(recorders):
         return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
@@ -214,14 +220,14 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
     too. Returns a ``render.frames.FramesResult``."""
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output
     from .render.zoom import render_zoom
 
     output_text, output = output, check_video_output(output)
     p = prepared or prepare_zoom(image, preset=preset, **options)
-    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
-    progress = Path(p.values["progress"]) if p.values["progress"] else None
-    check_outputs(p.inputs, [output, progress, overlay], sidecars=[output])
+    if p.values["overlay"]:
+        check_video_output(p.values["overlay"])
+    check_files(p, output)
     recorders = frame_recorders(p.values, p.job.fps, resume=resume)
     with folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
@@ -245,18 +251,19 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     on the Ray cluster at ``ray`` ("" for RAY_ADDRESS or a fresh local one). Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output
     from .render.segments import check_segments, render_segmented
 
     output_text, output = output, check_video_output(output)
     p = prepared or prepare_clip(video, preset=preset, **options)
     segments = check_segments(p.values, output, resume=resume, ray=ray)
     if segments is not None:
-        check_outputs(p.inputs, [output], sidecars=[output])
+        check_files(p, output)
         return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
                                 overlap=segments[1], ray_address=ray, show_progress=show_progress)
-    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
-    check_outputs(p.inputs, [output, overlay], sidecars=[output])
+    if p.values["overlay"]:
+        check_video_output(p.values["overlay"])
+    check_files(p, output)
     recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
     with folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,

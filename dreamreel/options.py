@@ -191,6 +191,7 @@ class Option:
     repeat: bool = False  # --layer A --layer B; a list in a preset
     group: str = "dream"
     switch: bool = False  # a flag without a value (--no-caption)
+    file: str | None = None  # "reads": its value names a file the job reads; "writes": one the job writes
 
     @property
     def flag(self) -> str:
@@ -233,7 +234,8 @@ def command_defaults(command: str, flow: str | None = None) -> dict[str, Any]:
 
 OPTIONS: list[Option] = [
     Option("model", str, "efficientnet_lite0", "model (see: dreamreel models)", "M"),
-    Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W"),
+    Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W",
+           file="reads"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
@@ -255,9 +257,11 @@ OPTIONS: list[Option] = [
     # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
     Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
-    Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True),
+    Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True,
+           file="reads"),
     Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME"),
-    Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK"),
+    Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK",
+           file="reads"),
     Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX"),
     # zoom
     Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
@@ -265,11 +269,13 @@ OPTIONS: list[Option] = [
     Option("zoom", _positive_float, 1.04, "zoom per frame, >1 moves in", "Z", group="zoom"),
     Option("rotate", float, 0.0, "rotation per frame in degrees", "DEG", group="zoom"),
     Option("shift", parse_shift, (0.0, 0.0), "shift per frame in pixels", "DX,DY", group="zoom"),
-    Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom"),
+    Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom",
+           file="reads"),
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
     Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
-    Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
+    Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom",
+           file="reads"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
            "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
     Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
@@ -291,10 +297,13 @@ OPTIONS: list[Option] = [
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
-    Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording",
+           file="writes"),
     Option("progress_every", int, 1, "record every K-th step", "K", group="recording"),
-    Option("activations", str, None, "activation-over-time video (.mp4/.gif) and FILE.csv", "FILE", group="recording"),
-    Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("activations", str, None, "activation-over-time video (.mp4/.gif) and FILE.csv", "FILE", group="recording",
+           file="writes"),
+    Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording",
+           file="writes"),
     Option("overlay_feature", int, None, "overlay one feature instead of the mean over features", "F", group="recording"),
     Option("video_fps", _positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
     Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
@@ -397,11 +406,41 @@ def _numbers(value: Any):
             yield from _numbers(v)
 
 
+def guide_spec(text: str) -> tuple[str, str | None]:
+    """A --guide ``IMAGE[@WEIGHT]`` as (image path, weight text or None); a path may itself hold an '@' when what
+    follows the last one is not a number."""
+    path, at, weight = text.rpartition("@")
+    if not at:
+        return text, None
+    try:
+        float(weight)
+    except ValueError:
+        return text, None
+    return path, weight
+
+
 def spec_weight(spec: str, key: str) -> str | None:
-    """The WEIGHT text of a --layer (``NAME[:F]@W``) or --target (``CLASS@W``) spec, or None."""
+    """The WEIGHT text of a --layer (``NAME[:F]@W``), --target (``CLASS@W``) or --guide (``IMAGE@W``) spec, or None."""
+    if key == "guide":
+        return guide_spec(spec)[1]
     if "@" not in spec:
         return None
     return spec.partition("@")[2] if key == "layer" else spec.rpartition("@")[2]
+
+
+def file_values(values: dict[str, Any], file: str = "reads") -> list[tuple[str, str]]:
+    """``(key, path)`` of every file the merged option ``values`` name that the job reads (``file="reads"``) or
+    writes (``"writes"``), from the table: an option whose value names a file says so (``Option.file``)."""
+    out = []
+    for o in OPTIONS:
+        if o.file != file or not values.get(o.key):
+            continue
+        for v in values[o.key] if o.repeat else [values[o.key]]:
+            path = guide_spec(str(v))[0].strip() if o.key == "guide" else str(v)
+            if o.key == "weights" and path in ("default", "random"):
+                continue
+            out.append((o.key, path))
+    return out
 
 
 def check_range(key: str, parsed: Any) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
+from ..batch import MANIFEST, Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
 from ..batch_ray import BatchOnRay
 from ..errors import DreamError
 from .flags import add_options, given
@@ -51,7 +51,9 @@ def cmd_batch(args) -> int:
     notes: list[str] = []
     items = expand_inputs(args.inputs, notes)
     previous = Manifest.read(out_dir) if args.resume else {}
-    assign_outputs(items, out_dir, previous)
+    reads = option_inputs(options)
+    assign_outputs(items, out_dir, previous, reserved=reads)
+    check_batch_outputs(items, out_dir, reads)
     for note in notes:
         print(f"dreamreel: {note}", file=sys.stderr)
     if not items:
@@ -130,6 +132,25 @@ def cmd_batch(args) -> int:
     print(f"batch: {c['done']} done, {c['failed']} failed of {len(items)} -> {out_dir} "
           f"({manifest.path.name}; {time.perf_counter() - manifest.t0:.1f} s)", file=sys.stderr)
     return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
+
+
+def option_inputs(options: dict) -> list[Path]:
+    """The files the batch's options read (preset, masks, guides, weights): no output may land on one."""
+    from ..api import input_files, resolve_values
+
+    values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, options.get("preset"))
+    return input_files(values, options.get("preset"))
+
+
+def check_batch_outputs(items, out_dir: Path, reads: list[Path]) -> None:
+    """Refuse a batch whose outputs, their sidecars, the clips' resume folders or the manifest would land on an
+    input (the options' files or the items themselves)."""
+    from ..render.runtime import check_outputs
+
+    outs = [Path(it.output) for it in items if it.kind and it.output]
+    videos = [Path(it.output) for it in items if it.kind == "video" and it.output]
+    check_outputs([*reads, *(it.input for it in items if it.kind)], [*outs, out_dir / MANIFEST], sidecars=outs,
+                  checkpoints=videos)
 
 
 def ray_batch(args, jobs: int, values: dict):

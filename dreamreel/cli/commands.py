@@ -33,10 +33,9 @@ def print_plan(plan, settings, extra_lines=(), objective=None):
 
 def _check_outputs(p, output: Path) -> None:
     """--dry-run refuses what the render would: an output or sidecar on an input, two outputs on one path."""
-    from ..render.recorders import recorder_outputs
-    from ..render.runtime import check_outputs
+    from ..api import check_files
 
-    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
+    check_files(p, output)
 
 
 def _notes(recorders) -> None:

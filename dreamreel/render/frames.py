@@ -238,7 +238,7 @@ class Checkpoint:
 
     def __init__(self, output: Path):
         self.output = output
-        self.dir = output.parent / f".{output.name}.resume"
+        self.dir = runtime.resume_folder(output)
         self.state: dict = {}  # the loaded state.json
 
     def exists(self) -> bool:

@@ -98,10 +98,16 @@ def check_output_path(path: Path, *, folder: bool, what: str = "output") -> None
         raise DreamError(f"cannot write {what} {short_path(path)}: no permission to write in {short_path(parent)}")
 
 
+def resume_folder(output: Path) -> Path:
+    """Where a render of ``output`` keeps its resume checkpoint: ``.OUT.resume/`` beside it."""
+    return output.parent / f".{output.name}.resume"
+
+
 def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | None],
-                  sidecars: Sequence[Path] = ()) -> None:
-    """Refuse an output, or the sidecar of one of ``sidecars``, that would land on an input, on a folder output
-    holding an input, or on another output. Paths are compared resolved, and as files (hard links)."""
+                  sidecars: Sequence[Path] = (), checkpoints: Sequence[Path] = ()) -> None:
+    """Refuse an output, the sidecar of one of ``sidecars`` or the ``.OUT.resume/`` folder of one of
+    ``checkpoints``, that would land on an input, on a folder output holding an input, or on another output.
+    Paths are compared resolved (symlinks), and as files (hard links)."""
     from ..io.sidecar import sidecar_path
 
     labels = {sidecar_path(o): f"the sidecar of {short_path(o)}," for o in sidecars}
@@ -112,6 +118,8 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
         check_path_text(p, "input")
     in_real = {_resolved(p, "input"): p for p in ins if p.exists()}
     in_stat = {(st.st_dev, st.st_ino): p for p in ins if p.is_file() for st in [p.stat()]}
+    for out in checkpoints:
+        _check_checkpoint(resume_folder(out), out, in_real)
     for out in outputs:
         if out is None:
             continue
@@ -131,6 +139,18 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
         if r in seen:
             raise DreamError(f"two outputs share the path {short_path(out)}", "choose other output names")
         seen[r] = out
+
+
+def _check_checkpoint(folder: Path, out: Path, in_real: dict[Path, Path]) -> None:
+    """The resume folder of ``out`` is written (state, last frame, partial output): it must be a folder or
+    absent, and hold no input."""
+    if folder.exists() and not folder.is_dir() or folder.is_symlink() and not folder.exists():
+        raise DreamError(f"{short_path(folder)} is not a folder, but {short_path(out)} keeps its resume checkpoint there",
+                         "remove it or choose another output path")
+    r = _resolved(folder, "checkpoint folder")
+    if hit := next((p for real, p in in_real.items() if real == r or r in real.parents), None):
+        raise DreamError(f"the checkpoint folder {short_path(folder)} of {short_path(out)} holds the input "
+                         f"{short_path(hit)}", "choose another output path, or move the input")
 
 
 def check_video_output(path: Path | str) -> Path:
