@@ -451,7 +451,7 @@ def check_range(key: str, parsed: Any) -> None:
             raise ValueError("not a finite number" + (f"; {limit.hint()}" if limit else ""))
         if limit and not limit.holds(v):
             raise ValueError(limit.hint())
-    if key in ("layer", "target"):
+    if key in ("layer", "target", "guide"):
         for spec in parsed:
             w = spec_weight(spec, key)
             if w is None:

@@ -30,3 +30,17 @@ def test_a_mask_of_another_aspect_is_still_refused(tmp_path, data_dir, capsys):
     cv2.imwrite(str(tmp_path / "m.png"), np.full((40, 40), 255, np.uint8))
     run_bad(["dream", data_dir / "chelsea.png", "-o", tmp_path / "o.png", "--mask", tmp_path / "m.png", *TINY],
             capsys, tmp_path, "aspect ratios differ")
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", "-inf", "1e999", "5000", "-1001"])
+def test_a_guide_weight_goes_through_the_one_number_checker(weight, tmp_path, data_dir, capsys):
+    line = run_bad(["dream", data_dir / "chelsea.png", "-o", tmp_path / "o.png",
+                    "--guide", f"{data_dir / 'coffee.png'}@{weight}", *TINY, "--dry-run"], capsys, tmp_path)
+    assert "the weight after @ must be a finite number, -1000 to 1000" in line
+
+
+def test_a_guide_weight_in_range_and_a_path_with_an_at_are_taken(tmp_path, data_dir, capsys):
+    shutil.copy(data_dir / "coffee.png", tmp_path / "a@b.png")
+    for spec in [f"{data_dir / 'coffee.png'}@1000", f"{data_dir / 'coffee.png'}@-0.5", str(tmp_path / "a@b.png")]:
+        assert main(["dream", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.png"), "--guide", spec,
+                     *TINY, "--dry-run"]) == 0, capsys.readouterr().err
