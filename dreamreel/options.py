@@ -192,6 +192,7 @@ class Option:
     group: str = "dream"
     switch: bool = False  # a flag without a value (--no-caption)
     file: str | None = None  # "reads": its value names a file the job reads; "writes": one the job writes
+    parent: str | None = None  # the option it only means something beside (--tile-overlap: --tile)
 
     @property
     def flag(self) -> str:
@@ -256,13 +257,16 @@ OPTIONS: list[Option] = [
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
     # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
-    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
+    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX",
+           parent="tile"),
     Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True,
            file="reads"),
-    Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME"),
+    Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME",
+           parent="guide"),
     Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK",
            file="reads"),
-    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX"),
+    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX",
+           parent="mask"),
     # zoom
     Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
     Option("fps", _positive_float, 12.0, "frames per second", "F", group="zoom"),
@@ -277,9 +281,11 @@ OPTIONS: list[Option] = [
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom",
            file="reads"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
-           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
+           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom",
+           parent="audio"),
     Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
-    Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom"),
+    Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom",
+           parent="loop"),
     # video
     Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
@@ -293,7 +299,8 @@ OPTIONS: list[Option] = [
     Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
     Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
-           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments"),
+           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments",
+           parent="segments"),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
@@ -443,6 +450,17 @@ def file_values(values: dict[str, Any], file: str = "reads") -> list[tuple[str, 
     return out
 
 
+def check_parents(values: dict[str, Any], where: Callable[[str], str] | None = None) -> None:
+    """Refuse an option set (not at its default) whose parent option is off: ``--tile-overlap`` without ``--tile``
+    would be silently ignored."""
+    name = where or (lambda k: OPTION_KEYS[k].flag)
+    for o in OPTIONS:
+        if o.parent is None or values.get(o.key) in (None, o.default) or values.get(o.parent):
+            continue
+        parent = OPTION_KEYS[o.parent]
+        raise DreamError(f"{name(o.key)} needs {name(o.parent)}" + ("" if parent.switch else f" {parent.metavar}"))
+
+
 def check_range(key: str, parsed: Any) -> None:
     """Raise ValueError (its text: the hint) unless every number in ``parsed`` is finite and within LIMITS[key]."""
     limit = LIMITS.get(key)
@@ -541,4 +559,5 @@ def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
             values[o.key] = defaults[o.key]
         else:
             values[o.key] = o.default
+    check_parents(values, where)
     return values

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dreamreel.cli.commands import main
+from dreamreel.options import OPTIONS, OPTION_KEYS
 from tests.test_reliability_input import run_bad
 
 TINY = ["--size", "64", "--octaves", "1", "--steps", "1"]
@@ -30,6 +31,29 @@ def test_a_mask_of_another_aspect_is_still_refused(tmp_path, data_dir, capsys):
     cv2.imwrite(str(tmp_path / "m.png"), np.full((40, 40), 255, np.uint8))
     run_bad(["dream", data_dir / "chelsea.png", "-o", tmp_path / "o.png", "--mask", tmp_path / "m.png", *TINY],
             capsys, tmp_path, "aspect ratios differ")
+
+
+CHILDREN = [o for o in OPTIONS if o.parent]
+
+
+def _command(o) -> str:
+    return {"dream": "dream", "zoom": "zoom", "segments": "video"}[o.group]
+
+
+@pytest.mark.parametrize("o", CHILDREN, ids=[o.key for o in CHILDREN])
+def test_an_option_without_its_parent_is_refused_not_ignored(o, tmp_path, data_dir, capsys):
+    value = {"react": "zoom=1:1.1", "guide_layer": "block5"}.get(o.key, "4")
+    source = data_dir / ("realshort.mp4" if _command(o) == "video" else "chelsea.png")
+    line = run_bad([_command(o), source, "-o", tmp_path / ("o.png" if _command(o) == "dream" else "o.mp4"),
+                    o.flag, value, *TINY, "--dry-run"], capsys, tmp_path)
+    assert line == f"dreamreel: error: {o.flag} needs {OPTION_KEYS[o.parent].flag}" + (
+        "" if OPTION_KEYS[o.parent].switch else f" {OPTION_KEYS[o.parent].metavar}")
+
+
+def test_the_parent_mechanism_covers_the_flags_that_were_silently_ignored():
+    assert {o.key: o.parent for o in CHILDREN} == {
+        "tile_overlap": "tile", "guide_layer": "guide", "mask_feather": "mask", "react": "audio",
+        "loop_frames": "loop", "segment_overlap": "segments"}
 
 
 @pytest.mark.parametrize("weight", ["nan", "inf", "-inf", "1e999", "5000", "-1001"])

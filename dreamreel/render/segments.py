@@ -71,8 +71,6 @@ def check_segments(values: dict, output: Path, *, resume: bool = False, ray: str
     """``(segments, overlap)`` of the merged options, checked with the rest of the render (one-line DreamErrors);
     None when ``segments`` is not set. ``ray``: a Ray address ("" for RAY_ADDRESS or a local cluster), or None."""
     if values.get("segments") is None:
-        if values.get("segment_overlap") is not None:
-            raise DreamError("--segment-overlap needs --segments N")
         if ray is not None:
             raise DreamError("--ray with dreamreel video needs --segments N (the segments are what runs on Ray)")
         return None
