@@ -168,6 +168,27 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
                     raft=raft, inputs=input_files(values, preset, Path(video)))
 
 
+VERBS = {"dream": ("dream", "write_dream"), "zoom": ("zoom", "write_zoom"), "video": ("clip", "write_clip")}
+
+
+def check_keywords(command: str, options: dict[str, Any], *, writes: bool) -> None:
+    """Refuse a keyword the verb cannot honour (rather than drop it): an option of another command (``frames=`` on
+    dream), or a recording / output / segments keyword on a verb that returns arrays and writes nothing."""
+    from .options import command_keys
+
+    verb = VERBS[command][writes]
+    takes = command_keys(command, writes=writes)
+    for key in options:
+        if key not in OPTION_KEYS or key in takes:
+            continue  # an unknown name: resolve_values says so, with a did-you-mean
+        if key in command_keys(command):
+            raise DreamError(f"{verb}() returns arrays and writes nothing, so it cannot honour {key}=",
+                             f"use {VERBS[command][True]}(..., output, {key}=...)")
+        verbs = [f"{v}()" for c, vs in VERBS.items() if key in command_keys(c) for v in vs[:1]]
+        raise DreamError(f"{verb}() takes no {key}= keyword", f"an option of {' and '.join(verbs)}" if verbs
+                         else "a batch option: dreamreel batch")
+
+
 def check_files(p: Prepared, output: Path) -> None:
     """Refuse a job whose output, sidecar, recordings or resume checkpoint would land on a file it reads (or two
     of them on one path)."""
@@ -185,6 +206,7 @@ def dream(image, *, preset: str | None = None, show_progress: bool = False, **op
     """Dream a still (a path, ``"noise"``, or an HxWx3 array) with the ``dream`` command's defaults; HxWx3 uint8."""
     from .render.still import dream_still
 
+    check_keywords("dream", options, writes=False)
     p = prepare_still(image, preset=preset, **options)
     return dream_still(p.plan, p.source, None, image=p.image, show_progress=show_progress).image
 
@@ -199,6 +221,7 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
 
     output = Path(output)
     check_still_output(output)
+    check_keywords("dream", options, writes=True)
     p = prepare_still(image, preset=preset, **options)
     check_files(p, output)
     recorders = still_recorders(p.values)
@@ -211,6 +234,7 @@ def zoom(image, *, preset: str | None = None, show_progress: bool = False, **opt
     """Yield the frames (HxWx3 uint8) of a zoom dream with the ``zoom`` command's defaults; nothing is written."""
     from .render.zoom import zoom_frames
 
+    check_keywords("zoom", options, writes=False)
     p = prepare_zoom(image, preset=preset, **options)
     return zoom_frames(p.plan, p.source, p.job, image=p.image, show_progress=show_progress)
 
@@ -224,6 +248,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     from .render.zoom import render_zoom
 
     output_text, output = output, check_video_output(output)
+    check_keywords("zoom", options, writes=True)
     p = prepared or prepare_zoom(image, preset=preset, **options)
     if p.values["overlay"]:
         check_video_output(p.values["overlay"])
@@ -238,9 +263,10 @@ def clip(video, *, preset: str | None = None, show_progress: bool = False, **opt
     """Yield the dreamt frames (HxWx3 uint8) of a video with the ``video`` command's defaults; nothing is written."""
     from .render.clip import clip_frames
 
-    p = prepare_clip(video, preset=preset, **options)
-    if p.values["segments"] is not None:
+    if options.get("segments") is not None:
         raise DreamError("segments= joins its segments into a file: use write_clip")
+    check_keywords("video", options, writes=False)
+    p = prepare_clip(video, preset=preset, **options)
     return clip_frames(p.plan, p.source, p.job, show_progress=show_progress)
 
 
@@ -255,6 +281,7 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     from .render.segments import check_segments, render_segmented
 
     output_text, output = output, check_video_output(output)
+    check_keywords("video", options, writes=True)
     p = prepared or prepare_clip(video, preset=preset, **options)
     segments = check_segments(p.values, output, resume=resume, ray=ray)
     if segments is not None:

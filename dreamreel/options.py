@@ -324,6 +324,24 @@ OPTIONS: list[Option] = [
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
 
+STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
+ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
+#: The option groups each command takes (group -> its keys, None: all of them): the CLI's flags and the Python
+#: verbs' keywords. The groups in WRITTEN only mean something to a render that writes files.
+COMMAND_OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "dream": {"dream": None, "recording": STILL_RECORDING},
+    "zoom": {"zoom": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
+    "video": {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
+              "segments": None},
+}
+WRITTEN = ("output", "recording", "segments")
+
+
+def command_keys(command: str, *, writes: bool = True) -> set[str]:
+    """The option keys ``command`` takes; ``writes=False``: those a render that returns arrays can honour."""
+    groups = {g: keys for g, keys in COMMAND_OPTIONS[command].items() if writes or g not in WRITTEN}
+    return {o.key for o in OPTIONS if o.group in groups and (groups[o.group] is None or o.key in groups[o.group])}
+
 
 # ---------------------------------------------------------------- the validation layer: ranges of every number
 # After an option's parser, :func:`parse_value` checks every number in the parsed value (a schedule's pairs, a

@@ -11,8 +11,6 @@ from .. import __version__, interrupts
 from ..errors import DreamError
 from .flags import add_options, given, with_negative_values
 
-STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
-ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
 
 
 class Parser(argparse.ArgumentParser):
@@ -181,7 +179,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from ..options import VIDEO_DEFAULTS, VIDEO_DEFAULTS_NO_FLOW, ZOOM_DEFAULTS
+    from ..options import COMMAND_OPTIONS, VIDEO_DEFAULTS, VIDEO_DEFAULTS_NO_FLOW, ZOOM_DEFAULTS
     from .batch import register as register_batch
     from .reproduce import add_parser as register_reproduce
 
@@ -195,7 +193,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("dream", help="dream a still image (or noise)", description="Dream a still image, octave by octave.")
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH (the article's uniform(0,1)/10+0.5)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg); a sidecar OUT.json is written beside it")
-    add_options(p, {"dream": None, "recording": STILL_RECORDING})
+    add_options(p, COMMAND_OPTIONS["dream"])
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dream)
 
@@ -205,7 +203,7 @@ def build_parser() -> Parser:
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"zoom": None, "output": None, "dream": None, "recording": ZOOM_RECORDING}, defaults=ZOOM_DEFAULTS)
+    add_options(p, COMMAND_OPTIONS["zoom"], defaults=ZOOM_DEFAULTS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
@@ -221,8 +219,7 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
-                    "segments": None}, defaults=VIDEO_DEFAULTS)
+    add_options(p, COMMAND_OPTIONS["video"], defaults=VIDEO_DEFAULTS)
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the --segments on a Ray cluster (ADDRESS, RAY_ADDRESS, or a fresh local one); "
                         "pip install 'dreamreel[ray]'")
