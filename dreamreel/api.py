@@ -254,7 +254,7 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
     """Dream a still into ``output`` (.png/.jpg) and ``output``.json; recording options (``progress=``,
     ``activations=``, ``overlay=``) add their files. Returns a ``render.still.StillResult``."""
     from .render.recorders import recording, still_recorders
-    from .render.runtime import check_still_output
+    from .render.runtime import check_still_output, output_lock
     from .render.still import dream_still
 
     output = Path(output)
@@ -263,7 +263,7 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
     p = prepare_still(image, preset=preset, **options)
     check_files(p, output)
     recorders = still_recorders(p.values)
-    with recording(recorders):
+    with output_lock(output), recording(recorders):
         return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
                            show_progress=show_progress, engine=engine)
 
@@ -282,7 +282,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
     too. Returns a ``render.frames.FramesResult``."""
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output, output_lock
     from .render.zoom import render_zoom
 
     output_text, output = output, check_video_output(output)
@@ -292,7 +292,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
         check_video_output(p.values["overlay"])
     check_files(p, output)
     recorders = frame_recorders(p.values, p.job.fps, resume=resume)
-    with folder_output(output_text) as output, recording(recorders):
+    with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
                            recorders=recorders)
 
@@ -315,7 +315,7 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     on the Ray cluster at ``ray`` ("" for RAY_ADDRESS or a fresh local one). Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output, output_lock
     from .render.segments import check_segments, render_segmented
 
     output_text, output = output, check_video_output(output)
@@ -324,13 +324,14 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     segments = check_segments(p.values, output, resume=resume, ray=ray)
     if segments is not None:
         check_files(p, output)
-        return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
-                                overlap=segments[1], ray_address=ray, show_progress=show_progress)
+        with output_lock(output):
+            return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
+                                    overlap=segments[1], ray_address=ray, show_progress=show_progress)
     if p.values["overlay"]:
         check_video_output(p.values["overlay"])
     check_files(p, output)
     recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
-    with folder_output(output_text) as output, recording(recorders):
+    with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
                             clip=p.clip, recorders=recorders, engine=engine)
 

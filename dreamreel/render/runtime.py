@@ -153,6 +153,49 @@ def _check_checkpoint(folder: Path, out: Path, in_real: dict[Path, Path]) -> Non
                          f"{short_path(hit)}", "choose another output path, or move the input")
 
 
+@contextlib.contextmanager
+def output_lock(output: Path):
+    """Hold ``.OUT.lock`` beside ``output`` while a render writes it: a second render (or --resume) of the same
+    output is refused in one line. An flock dies with its process, so a killed render leaves no stale lock (its
+    file is taken over); the file is removed on release."""
+    import fcntl
+
+    lock = output.absolute().parent / f".{output.name}.lock"
+    made = [p for p in [lock.parent, *lock.parent.parents] if not p.exists()]
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            for p in made:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            raise DreamError(f"{short_path(output)} is being written by another dreamreel"
+                             + (f" (process {holder})" if holder.isdigit() else ""),
+                             "wait for it to finish, or choose another output path") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:  # its holder removed it between our open and our lock
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only the folders this lock made, and only if nothing was written into them
+
+
 def check_video_output(path: Path | str) -> Path:
     """An output the encoders can write (.mp4, .gif or a folder: a path ending in '/', an existing folder or a name
     without a suffix), else a one-line DreamError. A folder keeps its trailing '/' only in ``path``'s text: see
