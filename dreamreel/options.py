@@ -560,6 +560,21 @@ def bad_spec(key: str, specs: Sequence[str]) -> str:
     return specs[0] if specs else ""
 
 
+#: Options that cannot work together: (option, option, why).
+CONFLICTS = (
+    ("activations", "tile", "a tiled dream never holds the whole image's activations"),
+    ("overlay", "tile", "a tiled dream never holds the whole image's activations"),
+)
+
+
+def check_conflicts(values: dict[str, Any]) -> None:
+    """Refuse two options set together that cannot both be honoured (one line naming both)."""
+    for a, b, why in CONFLICTS:
+        if values.get(a) and values.get(b):
+            raise DreamError(f"{OPTION_KEYS[a].flag} does not work with {OPTION_KEYS[b].flag}",
+                             f"{why}; leave one of them out")
+
+
 def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
                  defaults: dict[str, Any] | None = None, *, where: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Given values (raw: flag strings or Python values; None = not given), else the preset's (parsed), else the
@@ -578,4 +593,5 @@ def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
         else:
             values[o.key] = o.default
     check_parents(values, where)
+    check_conflicts(values)
     return values

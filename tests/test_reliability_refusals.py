@@ -68,3 +68,20 @@ def test_a_guide_weight_in_range_and_a_path_with_an_at_are_taken(tmp_path, data_
     for spec in [f"{data_dir / 'coffee.png'}@1000", f"{data_dir / 'coffee.png'}@-0.5", str(tmp_path / "a@b.png")]:
         assert main(["dream", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.png"), "--guide", spec,
                      *TINY, "--dry-run"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, flag", [("dream", "--activations"), ("dream", "--overlay"), ("zoom", "--overlay"),
+                                           ("video", "--overlay")])
+def test_a_recording_of_activations_with_tiles_is_refused_not_a_keyerror(command, flag, tmp_path, data_dir, capsys):
+    source = data_dir / ("realshort.mp4" if command == "video" else "chelsea.png")
+    out = tmp_path / ("o.png" if command == "dream" else "o.mp4")
+    line = run_bad([command, source, "-o", out, "--tile", "32", flag, tmp_path / "a.mp4", *TINY], capsys, tmp_path)
+    assert line.startswith(f"dreamreel: error: {flag} does not work with --tile")
+
+
+def test_a_tiled_dream_still_records_its_progress(tmp_path, data_dir, capsys):
+    from dreamreel.io.writer import count_frames
+
+    assert main(["dream", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.png"), "--tile", "32",
+                 "--progress", str(tmp_path / "p.gif"), *TINY, "--steps", "3", "-q"]) == 0, capsys.readouterr().err
+    assert count_frames(tmp_path / "p.gif") >= 3
