@@ -85,3 +85,15 @@ def test_a_tiled_dream_still_records_its_progress(tmp_path, data_dir, capsys):
     assert main(["dream", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.png"), "--tile", "32",
                  "--progress", str(tmp_path / "p.gif"), *TINY, "--steps", "3", "-q"]) == 0, capsys.readouterr().err
     assert count_frames(tmp_path / "p.gif") >= 3
+
+
+@pytest.mark.parametrize("args, words", [(["--seed", "1180591620717411303424"], "use 0 to 4294967295"),
+                                         (["--seed", "-1"], "use 0 to 4294967295"),
+                                         (["--steps", "99999999999999999999"], "use 1 to 100000"),
+                                         (["--steps", "1,2"], "one whole number")])
+def test_reproduce_checks_its_numbers_with_the_table(args, words, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and words in err and len(err) < 200, err
+    assert not (tmp_path / "r").exists()
