@@ -97,3 +97,24 @@ def test_reproduce_checks_its_numbers_with_the_table(args, words, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and words in err and len(err) < 200, err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_batch_failure_is_one_short_line_naming_the_input(tmp_path, data_dir, capsys):
+    long = tmp_path / ("a" * 150 + ".png")
+    long.write_bytes(b"junk")
+    shutil.copy(data_dir / "chelsea.png", tmp_path / "ok.png")
+    assert main(["batch", str(long), str(tmp_path / "ok.png"), "--out-dir", str(tmp_path / "out"), *TINY, "-q"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    failed = [x for x in lines if x.startswith("dreamreel: failed: ")]
+    assert len(failed) == 1 and len(failed[0]) < 200 and "aaaa.png" in failed[0].split(": ")[2], lines
+
+
+def test_a_ray_workers_temp_paths_become_the_drivers_in_a_failure():
+    from pathlib import Path
+
+    from dreamreel.batch_ray import driver_paths
+    from dreamreel.errors import short_path
+
+    src = Path("/tmp/dreamreel-ray-1234-abcdefgh/in/" + "c" * 60 + ".png")
+    text = f"cannot read {short_path(src)} as an image; {src}"
+    assert driver_paths(text, {src: "photos/cat.png"}) == "cannot read 'photos/cat.png' as an image; photos/cat.png"

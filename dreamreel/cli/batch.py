@@ -87,7 +87,7 @@ def cmd_batch(args) -> int:
     manifest = Manifest(out_dir, items, {k: v for k, v in options.items() if v is not None}, notes)
     for it in items:
         if it.status == "failed":
-            print(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
+            print(failure_line(it), file=sys.stderr)
     manifest.write()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="batch", unit="item", dynamic_ncols=True,
                disable=args.quiet)
@@ -98,7 +98,7 @@ def cmd_batch(args) -> int:
         it.node = res.get("node")
         manifest.write()
         if it.status == "failed":
-            tqdm.write(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
+            tqdm.write(failure_line(it), file=sys.stderr)
         if it.status != "pending":
             bar.update(1)
 
@@ -132,6 +132,17 @@ def cmd_batch(args) -> int:
     print(f"batch: {c['done']} done, {c['failed']} failed of {len(items)} -> {out_dir} "
           f"({manifest.path.name}; {time.perf_counter() - manifest.t0:.1f} s)", file=sys.stderr)
     return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
+
+
+def failure_line(item) -> str:
+    """``dreamreel: failed: INPUT: REASON`` in one line under 200 characters (the reason is cut, not the input)."""
+    from ..errors import short_path
+    from .commands import MAX_LINE
+
+    head = f"dreamreel: failed: {short_path(item.input, 60)}: "
+    reason = " ".join(str(item.reason).split())
+    room = MAX_LINE - len(head)
+    return head + (reason if len(reason) <= room else reason[:room - 3] + "...")
 
 
 def option_inputs(options: dict) -> list[Path]:
