@@ -271,7 +271,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
 
     from ..io.sidecar import write_sidecar
     from ..io.writer import open_writer, read_frames
-    from .clip import audio_segment
+    from .clip import clip_audio
     from .frames import FramesResult, Partial
 
     input_path, output = Path(input_path), Path(output)
@@ -294,7 +294,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
             _run_local(metas, parts, results, bar)
         bar.close()
         if clip.info.has_audio:
-            audio = input_path if job.start == 0 else audio_segment(input_path, job.start, job.end, tmp)
+            audio = clip_audio(input_path, job, clip, tmp)
         # one stream at --crf: each seam's cross-fade (the previous segment's dream fading into this one's
         # warm-up), then the segment's own frames; the writer muxes the audio and publishes atomically
         w, h = clip.size
