@@ -272,7 +272,9 @@ class Runner:
         except DreamError as exc:
             return {"status": "failed", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
         except OSError as exc:
-            reason = f"{exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"
+            from .errors import os_error_message
+
+            reason = os_error_message(exc)
             return {"status": "failed", "reason": reason, "seconds": round(time.perf_counter() - t0, 3)}
         except Exception as exc:  # one bad input must not stop the batch
             first = (str(exc).strip().splitlines() or [""])[0][:200]

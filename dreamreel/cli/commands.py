@@ -346,10 +346,12 @@ def _dispatch(args) -> int:
                   file=sys.stderr)
         return interrupts.exit_code(exc)
     except OSError as exc:
-        if line := _partial_line(exc):
+        from ..errors import os_error_message
+
+        part = getattr(exc, "partial", None)
+        if part is not None and part.frames and (line := _partial_line(exc)):  # what is kept to --resume from
             print(line, file=sys.stderr)
-        print(_one_line(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"),
-              file=sys.stderr)
+        print(_one_line(f"dreamreel: error: {os_error_message(exc)}"), file=sys.stderr)
         return 2
 
 

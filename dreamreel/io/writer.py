@@ -49,6 +49,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import WRITE_ERRNOS, writing_error
 from . import ffmpeg, sinks
 from .sinks import FRAME_NAME
 
@@ -478,7 +479,9 @@ class FrameWriter:
                     return
                 self._sink.write(item)
                 self.frames_written += 1
-        except BaseException as exc:  # re-raised in the caller's thread
+        except OSError as exc:  # re-raised in the caller's thread, naming the output (not a temp file)
+            self._error = writing_error(exc, self.path) if exc.errno in WRITE_ERRNOS else exc
+        except BaseException as exc:
             self._error = exc
 
     # -- caller side ---------------------------------------------------------------------
@@ -543,7 +546,12 @@ class FrameWriter:
                     self._finish_state("closed")
                     return self.path
                 raise ValueError(f"no frames were appended; nothing written to {os.fspath(self.path)!r}")
-            self._publish()
+            try:
+                self._publish()
+            except OSError as exc:  # ffmpeg's audio mux or a resumed file's join on a full disk
+                if exc.errno in WRITE_ERRNOS:
+                    raise writing_error(exc, self.path) from None
+                raise
         except BaseException:
             self._discard("failed" if self._error is not None else "aborted")
             raise
