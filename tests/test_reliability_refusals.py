@@ -118,3 +118,25 @@ def test_a_ray_workers_temp_paths_become_the_drivers_in_a_failure():
     src = Path("/tmp/dreamreel-ray-1234-abcdefgh/in/" + "c" * 60 + ".png")
     text = f"cannot read {short_path(src)} as an image; {src}"
     assert driver_paths(text, {src: "photos/cat.png"}) == "cannot read 'photos/cat.png' as an image; photos/cat.png"
+
+
+def test_the_sidecar_says_the_segment_overlap_that_was_run(tmp_path, clip, capsys):
+    import json
+
+    from dreamreel.io.readers import probe_video
+
+    fps = probe_video(clip).fps
+    out = tmp_path / "v.mp4"
+    assert main(["video", str(clip), "-o", str(out), "--end", f"{8.5 / fps:.6f}", "--segments", "2",
+                 "--segment-overlap", "10", "--size", "48", "--steps", "1", "-q"]) == 0, capsys.readouterr().err
+    side = json.loads(out.with_suffix(".json").read_text())
+    (a, b), warm = side["segments"][1]["frames"], side["segments"][1]["dreamt_from"]
+    assert side["segment_overlap"] == a - warm == 4 and side["segment_overlap_asked"] == 10
+    assert side["frames"] == 9 and b == 9
+
+
+def test_an_unreachable_ray_cluster_is_one_line(tmp_path, clip, capsys):
+    pytest.importorskip("ray")
+    line = run_bad(["video", clip, "-o", tmp_path / "v.mp4", "--segments", "2", "--ray=127.0.0.1:1", *TINY, "-q"],
+                   capsys, tmp_path)
+    assert "cannot connect to the Ray cluster at '127.0.0.1:1'" in line

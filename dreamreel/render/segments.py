@@ -313,9 +313,9 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
             raise
     except BaseException as exc:
         bar.close()
-        said = "" if isinstance(exc, KeyboardInterrupt) else "stopped: "  # the CLI says "interrupted"/"terminated"
-        exc.partial = Partial(output, 0, n, 0, f"{said}{len(results)} of {len(parts)} segments were finished; "
-                              f"nothing written to {output}")
+        if isinstance(exc, KeyboardInterrupt):  # an error's own line says enough: nothing is written on one
+            exc.partial = Partial(output, 0, n, 0, f"{len(results)} of {len(parts)} segments were finished; "
+                                  f"nothing written to {output}")
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -339,7 +339,8 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
         "blend": job.blend if job.flow != "none" else None,
         "segments": [{"frames": [m["start"], m["end"]], "dreamt_from": m["warm"], "seconds": results[k]["seconds"],
                       "node": results[k]["node"]} for k, m in enumerate(metas)],
-        "segment_overlap": overlap,
+        "segment_overlap": max((m["start"] - m["warm"] for m in metas[1:]), default=0),  # as run (split clamps it)
+        **({"segment_overlap_asked": overlap} if any(m["start"] - m["warm"] != overlap for m in metas[1:]) else {}),
         "seams": [m["start"] for m in metas[1:]],
         "on_ray": ray_address is not None,
         "parameters": plan.to_json(),
