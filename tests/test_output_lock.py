@@ -81,3 +81,18 @@ def test_the_lock_is_per_output_and_released_on_error(tmp_path):
             raise RuntimeError
     with output_lock(out):
         pass
+
+
+def test_a_batch_into_a_folder_another_batch_writes_is_refused(tmp_path, data_dir, capsys):
+    from dreamreel.cli.commands import main
+
+    out = tmp_path / "out"
+    with output_lock(out / "manifest.json"):  # what a running batch holds
+        code = main(["batch", str(data_dir / "chelsea.png"), "--out-dir", str(out), "--size", "48", "--octaves", "1",
+                     "--steps", "1", "-q", "--resume"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith("dreamreel: error: ") and "is being written by another dreamreel" in err
+        assert sorted(p.name for p in out.iterdir()) == [".manifest.json.lock"]
+    assert main(["batch", str(data_dir / "chelsea.png"), "--out-dir", str(out), "--size", "48", "--octaves", "1",
+                 "--steps", "1", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["chelsea.json", "chelsea.png", "manifest.json"]

@@ -79,6 +79,17 @@ def cmd_batch(args) -> int:
               f"{sum(1 for it in items if it.status == 'failed')} cannot be used; "
               + ("on Ray" if on_ray is not None else f"{jobs} worker{'s' * (jobs > 1)}"))
         return 0
+    from ..render.runtime import output_lock
+
+    with output_lock(out_dir / MANIFEST):  # one batch per folder: a second one (or --resume) is refused
+        return run_batch(args, items, todo, on_ray, out_dir, options, notes, jobs, cores)
+
+
+def run_batch(args, items, todo: list[int], on_ray, out_dir: Path, options: dict, notes: list[str], jobs: int,
+              cores: int) -> int:
+    """Dream the ``todo`` items into ``out_dir``, rewriting the manifest after each; the exit status."""
+    from tqdm import tqdm
+
     if on_ray is not None and todo:  # a cluster that cannot be reached is exit 2, nothing written
         on_ray.connect()
         for note in on_ray.notes:
