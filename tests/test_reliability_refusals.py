@@ -140,3 +140,11 @@ def test_an_unreachable_ray_cluster_is_one_line(tmp_path, clip, capsys):
     line = run_bad(["video", clip, "-o", tmp_path / "v.mp4", "--segments", "2", "--ray=127.0.0.1:1", *TINY, "-q"],
                    capsys, tmp_path)
     assert "cannot connect to the Ray cluster at '127.0.0.1:1'" in line
+
+
+@pytest.mark.parametrize("spec", ["block5:0-99999999999999999999", "block5:99999999999999999999999",
+                                  "block5:3,0-1000000000"])
+def test_a_huge_feature_index_is_refused_before_it_is_expanded(spec, tmp_path, data_dir, capsys):
+    line = run_bad(["dream", data_dir / "chelsea.png", "-o", tmp_path / "o.png", "--layer", spec, "--dry-run"],
+                   capsys, tmp_path)
+    assert "is out of range in" in line and "OverflowError" not in line
