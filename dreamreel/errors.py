@@ -19,6 +19,8 @@ class DreamError(Exception):
         super().__init__(f"{message} ({hint})" if hint else message)
 
 
+MAX_LINE = 199  # every message line stays under 200 characters
+
 #: OS errors that say why a file could not be written, in the words of the one error line.
 WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
                 errno.EROFS: "read-only file system", errno.EFBIG: "file too large"}

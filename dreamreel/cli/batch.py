@@ -147,8 +147,7 @@ def run_batch(args, items, todo: list[int], on_ray, out_dir: Path, options: dict
 
 def failure_line(item) -> str:
     """``dreamreel: failed: INPUT: REASON`` in one line under 200 characters (the reason is cut, not the input)."""
-    from ..errors import short_path
-    from .commands import MAX_LINE
+    from ..errors import MAX_LINE, short_path
 
     head = f"dreamreel: failed: {short_path(item.input, 60)}: "
     reason = " ".join(str(item.reason).split())

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__, interrupts
-from ..errors import DreamError
+from ..errors import MAX_LINE, DreamError
 from .flags import add_options, given, with_negative_values
 
 
@@ -267,7 +267,6 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         interrupts.exiting() if exiting else interrupts.uninstall()
 
 
-MAX_LINE = 199  # every message line stays under 200 characters
 
 
 def _one_line(text: str) -> str:
