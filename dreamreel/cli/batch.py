@@ -16,8 +16,6 @@ from .flags import add_options, given
 
 
 def cmd_batch(args) -> int:
-    from tqdm import tqdm
-
     from ..api import prepare_plans, resolve_values
     from ..options import parse_value
     from ..engine import pick_device
