@@ -191,7 +191,7 @@ def test_zoom_dry_run_prints_the_timelines_values(tmp_path, pic, capsys):
                  "--first-octaves", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "zoom 1.18  rotate 3 deg" in out  # frame 1: between the keys at 0 (1.2) and 10 (1.0)
-    assert out.count("layer('block3')") == 2 and "5 steps" in out and "block10" not in out
+    assert out.count("layer('block3', 'square')") == 2 and "5 steps" in out and "block10" not in out
 
 
 def test_a_preset_that_is_not_utf8_is_one_line(tmp_path, pic, capsys):

@@ -146,7 +146,8 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     try:
         engine = engine_factory()
         state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
-        writer = strategy.wrap_writer(open_writer(target, fps=fps, crf=crf, audio_from=audio_from, append=start > 0))
+        writer = strategy.wrap_writer(open_writer(target, fps=fps, crf=crf, audio_from=audio_from,
+                                                  append=start > 0, names=output))
         for k, frame, record in dream_frames(strategy, engine, start=start, recorders=recorders,
                                              show_progress=show_progress):
             with interrupts.held():  # a signal lands before or after this: count, records and image match the file
@@ -238,7 +239,7 @@ class Checkpoint:
 
     def __init__(self, output: Path):
         self.output = output
-        self.dir = output.parent / f".{output.name}.resume"
+        self.dir = runtime.resume_folder(output)
         self.state: dict = {}  # the loaded state.json
 
     def exists(self) -> bool:
