@@ -39,12 +39,6 @@ def _check_outputs(p, output: Path) -> None:
     check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
 
 
-def _notes(recorders) -> None:
-    for r in recorders:
-        if getattr(r, "note", None):
-            print(f"dreamreel: interrupted: {r.note}", file=sys.stderr)
-
-
 def cmd_dream(args) -> int:
     from .. import api
 

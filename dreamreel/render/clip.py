@@ -28,17 +28,13 @@ from ..errors import DreamError
 from ..io.images import to_uint8
 from .frames import FrameStart, fingerprint
 
-from ..options import DEFAULT_BLEND, command_defaults
+from ..options import DEFAULT_BLEND
 
 if TYPE_CHECKING:
     import torch
 
 #: The first frame has no previous dream to continue: it is dreamt up to this many times over (see warmup_passes).
 MAX_WARMUP = 10
-
-
-def video_defaults(flow: str) -> dict:
-    return command_defaults("video", flow)
 
 
 @dataclass(frozen=True)

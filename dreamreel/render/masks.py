@@ -174,20 +174,3 @@ def open_mask(path: str | os.PathLike, feather: float = 0) -> MaskSource:
     if not p.is_file():
         raise DreamError(f"mask {str(p)!r} does not exist")
     return _open_cached(str(p), p.stat().st_mtime_ns, float(feather))
-
-
-def half_mask(size: tuple[int, int], side: str = "left") -> Mask:
-    """A hard mask dreaming one half (left/right/top/bottom) of a (w, h) frame; handy for tests and demos."""
-    w, h = size
-    m = torch.zeros(h, w)
-    if side == "left":
-        m[:, : w // 2] = 1
-    elif side == "right":
-        m[:, w // 2 :] = 1
-    elif side == "top":
-        m[: h // 2] = 1
-    elif side == "bottom":
-        m[h // 2 :] = 1
-    else:
-        raise ValueError(f"side must be left, right, top or bottom, got {side!r}")
-    return Mask(m, f"half:{side}")

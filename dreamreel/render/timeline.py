@@ -175,8 +175,3 @@ def _number(key: str, value: Any, where: str):
         raise DreamError(f"{where} must be a number, not {value!r}")
     parsed = parse_value(key, value, where)
     return tuple(float(v) for v in parsed) if isinstance(parsed, tuple) else float(parsed)
-
-
-def frame_generator(seed: int, frame: int) -> torch.Generator:
-    """Each frame's own random stream, so a resumed render draws the same numbers."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + frame)
