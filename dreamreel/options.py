@@ -205,7 +205,7 @@ class Option:
 #: dream they flicker half as much. benchmarks/flicker.py, realshort.mp4 at 128 px, added flicker (grey levels)
 #: and dream strength (mean |dream - source|): none at its defaults 3.26 / 5.70; flow with 1 step at lr 0.015
 #: 1.27 / 5.47; flow with these defaults 0.64 / 5.06.
-#: With transformation robustness, lapnorm and the decorrelated step (the dream defaults since issue 11) the
+#: With transformation robustness, lapnorm and the decorrelated step (the dream defaults) the
 #: top-up follows the scene far better, so it can be twice as strong: benchmarks/quality.py --only clip,
 #: realshort.mp4 at 128 px, lr 0.016 with blend 0.97 dreams 13.7 levels from the source (0.0075 / 0.9: 6.2) at a
 #: motion-compensated flicker of 5.8 against --flow none's 12.7 at its defaults (ratio 0.46). At the clip's own
@@ -252,7 +252,7 @@ OPTIONS: list[Option] = [
     Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
-    # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
+    # effects: engine/tiles.py, engine/guide.py, render/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
     Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
     Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True),

@@ -45,7 +45,7 @@ class DreamPlan:
     color: str
     seed: int
     device: str
-    tile: int  # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
+    tile: int  # effects: engine/tiles.py, engine/guide.py, render/masks.py
     tile_overlap: int | None
     guide: list[str]
     guide_layer: str | None

@@ -1,4 +1,4 @@
-"""Issue 14: masks, seamless loops, guide images, music-driven zooms, tiles (tiny sizes, real model and ffmpeg)."""
+"""Masks, seamless loops, guide images, music-driven zooms, tiles (tiny sizes, real model and ffmpeg)."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Guided dreams (issue 14): pull the dream's layer activations toward a guide image's.
+"""Guided dreams: pull the dream's layer activations toward a guide image's.
 
 The guided dream: at every position i of the layer, the guide's feature vector g_j nearest to the dream's
 x_i is where x_i should go, so the objective (maximised, like every objective) is

@@ -1,4 +1,4 @@
-"""Tiles for huge images (issue 14): the gradient computed tile by tile, so memory follows the tile size.
+"""Tiles for huge images: the gradient computed tile by tile, so memory follows the tile size.
 
 Each step lays a grid of ``tile`` x ``tile`` tiles over the image, neighbours overlapping by ``overlap``
 pixels, shifted by a random offset (drawn from the dream's generator) so that tile borders fall somewhere

@@ -1,4 +1,4 @@
-"""Per-frame hooks of issue 14's features for frame renders (zoom, and clips where noted).
+"""Per-frame hooks of the effects (masks, music, loops, guides) for frame renders (zoom, and clips where noted).
 
 ``render_zoom`` calls, for every frame k: ``frame_values`` (the timeline's values with the audio's
 reaction on top), ``frame_settings`` (the step's lr/sigma from them, and frame k's mask), ``frame_record``

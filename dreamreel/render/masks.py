@@ -1,4 +1,4 @@
-"""Masks: dream only where a mask says (issue 14).
+"""Masks: dream only where a mask says.
 
 A mask is grey levels: white (1) dreams fully, black (0) keeps the input exactly, grey dreams partly
 (each step's update, blur included, is scaled by the mask: ``x <- lerp(x_before, x_after, m)``; after the

@@ -21,7 +21,7 @@ from ..options import parse_value
 from ..presets import read_toml
 
 NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y")
-CHOICE_KEYS = ("layer", "target", "steps", "mask")  # mask (issue 14) switches at its key
+CHOICE_KEYS = ("layer", "target", "steps", "mask")  # a mask switches at its key
 
 
 @dataclass(frozen=True)
