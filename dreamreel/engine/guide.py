@@ -6,9 +6,8 @@ x_i is where x_i should go, so the objective (maximised, like every objective) i
     - sum_i |x_i - g_{j*(i)}|^2 / (2 C),    j*(i) = argmin_j |x_i - g_j|   (the choice is not differentiated)
 
 Its gradient is sum_i (g_{j*} - x_i) / C: each position moves toward its nearest guide feature. The
-classic notebook's dot product x_i . g_{j*} (argmax of the dot product) mostly grows |x_i| instead: on
-chelsea.png guided by coffee.png at the default dream it rose 8% while the cosine match below fell
-0.381 -> 0.346. A ``Guide`` is an ``Objective``: it adds and scales like the others
+classic notebook's dot product x_i . g_{j*} (argmax of the dot product) mostly grows |x_i| instead, and the
+cosine match below falls (benchmarks/RESULTS.md, "Guides"). A ``Guide`` is an ``Objective``: it adds and scales like the others
 (``layer("block10") + 0.5 * guide("coffee.png", "block10")``). The guide's features are computed once,
 by the ``Dreamer`` that runs it (``prepare``), from the guide image with its longer side at
 ``GUIDE_SIZE`` (or smaller: never upscaled).

@@ -9,13 +9,7 @@ sees one tile: its activation memory is that of a ``tile``-sized dream whatever 
 What still grows with the image: the image ``x`` (float32), its gradient (bfloat16 on the CPU, float32 on
 CUDA: ``grad_dtype``), the source (an 8-bit still's stays uint8, from the CLI too) and strip-sized scratch: the
 rest of the step (lapnorm, colour, mean|g|, update, blur, clamp, mask, octave carry) runs strip by strip and in
-place (``lean_update`` below), in float32. benchmarks/tiles.py, --tile 512, 1 octave, 1 step, 2-core x86_64
-CPU, torch 2.14.1, peak RSS (VmHWM): the CLI still (8-bit PNG, the dream defaults) 2K 949 MB, 4K 1085 MB,
-8K 1564 MB (1.65x 2K; 2.04x with a float32 gradient and the CLI's float32 copy of the source, 3.76x before the
-strips, measured on the engine); the engine API with a float32 image held by the caller 2K 928, 4K 1084,
-8K 1811 MB (1.95x; 2.14x with a float32 gradient). At 8K the CLI's image, gradient and source are ~670 MB
-of it (the API's ~950 MB: the caller's float32 image and ``x``, 380 MB each); the model's tile work ~300 MB
-at every size.
+place (``lean_update`` below), in float32. Peak memory at 2K, 4K and 8K: benchmarks/RESULTS.md ("Tiles").
 
 The jitter of a step rolls each tile (as it rolls the whole image untiled). The objective's value is the
 sum over tiles (layer and feature terms add up over positions; a target's logit is summed over tiles, and
@@ -169,8 +163,8 @@ def release_heap() -> None:
     """Give the tiles' freed scratch back to the OS (glibc ``malloc_trim``; elsewhere nothing).
 
     The model's per-tile activations are freed into malloc's heap, which keeps them resident; the strip
-    scratch of the update that follows has other sizes and would add to them. Measured (4K still, 1 step):
-    RSS 1179 -> 876 MB by the trim after the gradient, which makes the gradient, not the update, the peak.
+    scratch of the update that follows has other sizes and would add to them; the trim after the gradient makes
+    the gradient, not the update, the peak (benchmarks/RESULTS.md, "Tiles").
     """
     global _LIBC
     if _LIBC is None:

@@ -124,8 +124,8 @@ def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarr
     """(flow, mask) on ``cur``'s grid: ``warp(thing_on_prev_grid, flow)`` moves it onto ``cur``; mask 1 where valid.
 
     Farneback: one flow (cur -> prev) and a photometric check, half the cost of ``video.flow_to_prev``'s
-    forward-backward check (two flows), which would cost a quarter of a one-step dream. On realshort.mp4 at
-    128 px both masks keep 99.5% of the pixels and give the same flicker (1.15 vs 1.14 added). RAFT computes
+    forward-backward check (two flows), for the same kept pixels and flicker (benchmarks/RESULTS.md,
+    "Optical flow"). RAFT computes
     both directions in one batch anyway, so it keeps the forward-backward check.
     """
     import cv2
