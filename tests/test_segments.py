@@ -58,8 +58,7 @@ def test_three_segments_make_one_clip_with_its_audio_and_no_pop(fast_flags, tmp_
 def test_segments_on_a_local_ray_cluster(fast_flags, tmp_path, data_dir):
     import os
 
-    import ray
-
+    ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
