@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, argparse only under cli/, no private names imported across modules."""
+"""The package's shape: no import cycles or upward imports, argparse only under cli/, no private names imported across
+modules, short functions and modules, no probing of jobs and writers with getattr/hasattr."""
 
 import ast
 from pathlib import Path
@@ -6,16 +7,16 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "dreamreel"
 
 
-def _module(path: Path) -> str:
-    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+def _module(path: Path, pkg: Path = PKG) -> str:
+    parts = list(path.relative_to(pkg.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports():
+def _imports(pkg: Path = PKG):
     """module -> [(imported module, names, is_package_init)] for every import in dreamreel/ (top level or not)."""
     out = {}
-    for path in PKG.rglob("*.py"):
-        mod = _module(path)
+    for path in pkg.rglob("*.py"):
+        mod = _module(path, pkg)
         package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
         edges = []
         for node in ast.walk(ast.parse(path.read_text())):
@@ -33,27 +34,27 @@ def _imports():
     return out
 
 
-def test_no_import_cycles_in_the_package():
+def _cycles(imports, root: str = "dreamreel") -> list[list[str]]:
     graph = {}
-    imports = _imports()
     for mod, edges in imports.items():
         deps = set()
         for target, names, _ in edges:
-            if not target.startswith("dreamreel"):
+            if not target.startswith(root):
                 continue
             for name in names or [None]:
                 sub = f"{target}.{name}" if name else target
                 deps.add(sub if sub in imports else target)
         deps.discard(mod)
-        # a module importing its own package's __init__ is how Python loads it; not an edge back
-        graph[mod] = {d for d in deps if d in imports and not mod.startswith(d + ".")}
-    state, cycle = {}, []
+        # a name taken from a package's __init__ (``from . import ModelSpec``) is an edge to that __init__: when the
+        # __init__ imports the module back, that is a cycle Python resolves only by the order of the lines
+        graph[mod] = {d for d in deps if d in imports}
+    state, cycles = {}, []
 
     def visit(m, stack):
         state[m] = 1
         for d in graph[m]:
             if state.get(d) == 1:
-                cycle.append(stack[stack.index(d):] + [d] if d in stack else [m, d])
+                cycles.append(stack[stack.index(d):] + [d] if d in stack else [m, d])
             elif d not in state:
                 visit(d, stack + [d])
         state[m] = 2
@@ -61,7 +62,26 @@ def test_no_import_cycles_in_the_package():
     for m in graph:
         if m not in state:
             visit(m, [m])
-    assert cycle == []
+    return cycles
+
+
+def test_no_import_cycles_in_the_package():
+    assert _cycles(_imports()) == []
+
+
+def test_the_cycle_check_sees_a_package_init_importing_a_module_that_imports_it(tmp_path):
+    """The shape the model registry once had: models/__init__ defines register() and imports zoo at its bottom,
+    zoo does ``from . import register``."""
+    pkg = tmp_path / "pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("def register(x):\n    return x\n\n\nfrom . import zoo\n")
+    (pkg / "models" / "zoo.py").write_text("from . import register\n")
+    assert _cycles(_imports(pkg), "pkg") == [["pkg.models", "pkg.models.zoo", "pkg.models"]]
+    (pkg / "models" / "registry.py").write_text("def register(x):\n    return x\n")
+    (pkg / "models" / "__init__.py").write_text("from .registry import register\nfrom . import zoo\n")
+    (pkg / "models" / "zoo.py").write_text("from .registry import register\n")
+    assert _cycles(_imports(pkg), "pkg") == []
 
 
 def test_argparse_only_under_cli():
