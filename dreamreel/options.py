@@ -245,7 +245,7 @@ OPTIONS: list[Option] = [
     Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
-    # effects: engine/tiles.py, engine/guide.py, render/masks.py
+    # effects: engine/tiles.py, engine/guide.py, engine/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
     Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
     Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True),

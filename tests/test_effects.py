@@ -56,7 +56,7 @@ def test_mask_of_another_aspect_or_unreadable_exits_2_and_writes_nothing(tmp_pat
 
 
 def test_feather_softens_inward_only():
-    from dreamreel.render.masks import feather_inward
+    from dreamreel.engine.masks import feather_inward
 
     m = torch.zeros(1, 1, 40, 40)
     m[..., :, :20] = 1

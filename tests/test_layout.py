@@ -130,3 +130,35 @@ def test_each_subpackage_offers_a_small_public_surface():
         assert 3 <= len(pkg.__all__) <= 25, (name, pkg.__all__)
         for attr in pkg.__all__:
             assert getattr(pkg, attr) is not None, (name, attr)
+
+
+#: Lower layers first; a module may import its own layer or a lower one, never a higher one.
+LAYERS = [
+    {"dreamreel.errors", "dreamreel.interrupts", "dreamreel.distributed"},
+    {"dreamreel.options", "dreamreel.presets", "dreamreel.io", "dreamreel.models"},
+    {"dreamreel.engine"},
+    {"dreamreel.plan"},
+    {"dreamreel.render"},
+    {"dreamreel.api", "dreamreel.batch", "dreamreel.batch_ray", "dreamreel.reproduce"},
+    {"dreamreel", "dreamreel.cli", "dreamreel.__main__"},
+]
+
+
+def _layer(mod: str) -> int:
+    parts = mod.split(".")
+    for n in (2, 1):
+        group = ".".join(parts[:n])
+        for i, layer in enumerate(LAYERS):
+            if group in layer:
+                return i
+    raise AssertionError(f"{mod} is in no layer of LAYERS")
+
+
+def test_every_module_has_a_layer_and_no_import_runs_upward():
+    imports = _imports()
+    upward = []
+    for mod, edges in imports.items():
+        for target, _, _ in edges:
+            if target.startswith("dreamreel") and target != "dreamreel" and _layer(target) > _layer(mod):
+                upward.append((mod, target))
+    assert upward == []

@@ -56,7 +56,7 @@ class DreamSettings:
     color: str = "rgb"  # the step's colour space: rgb, decorrelated (damps chroma fringes) or luminance (no colour change)
     tile: int = 0  # >0: the gradient is computed tile by tile (tiles.tiled_gradient), memory bounded by the tile
     tile_overlap: int = 0
-    mask: object = None  # a render.masks.Mask: dream only where it says (per-step blend; exact outside)
+    mask: object = None  # an engine.masks.Mask: dream only where it says (per-step blend; exact outside)
 
     @property
     def robust(self) -> bool:

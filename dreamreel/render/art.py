@@ -40,7 +40,7 @@ def loop_position(job, k: int) -> int:
 
 def mask_for(job, plan, k: int, values: dict, size):
     """Frame k's mask: a timeline 'mask' key (a path, or 'none'), else the --mask video's frame k, else None (the plan's still)."""
-    from .masks import open_mask
+    from ..engine.masks import open_mask
 
     if "mask" in values:
         path = values["mask"]
@@ -89,7 +89,7 @@ def frame_record(values: dict, settings) -> dict:
 
 def check_zoom(job, plan, size) -> None:
     """Validate the timeline's masks before any compute (each readable, with the output's aspect)."""
-    from .masks import open_mask
+    from ..engine.masks import open_mask
 
     for key in job.timeline.keys:
         path = key.values.get("mask")

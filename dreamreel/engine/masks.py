@@ -13,7 +13,7 @@ mask video shorter than the render holds its last frame). Its aspect ratio must 
 From Python::
 
     from dataclasses import replace
-    from dreamreel.render.masks import Mask, open_mask
+    from dreamreel.engine.masks import Mask, open_mask
     settings = replace(settings, mask=Mask.from_tensor(m))        # m: (H,W) or (1,1,H,W) in [0,1]
     settings = replace(settings, mask=open_mask("half.png", feather=8).frame(0))
 """
@@ -74,7 +74,7 @@ def feather_inward(m: torch.Tensor, px: float) -> torch.Tensor:
     """Soften a (1,1,H,W) mask's edges over about ``px`` pixels inside the dreamt region (0 stays 0)."""
     if px <= 0:
         return m
-    from ..engine import gaussian_blur
+    from .octaves import gaussian_blur
 
     r = max(1, int(round(px / 2)))
     eroded = -F.max_pool2d(-m, 2 * r + 1, stride=1, padding=r)
