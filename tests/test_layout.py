@@ -7,6 +7,12 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "dreamreel"
 
 
+#: Modules other branches are changing at the same time; each is to leave this list when those branches are merged.
+#: (io.writer: file-input and lock work; render.frames, render.zoom: animation and clip-pipeline work; render.art: its
+#: per-frame hooks become FrameHook objects together with zoom.py.)
+BEING_EDITED = {"dreamreel.io.writer", "dreamreel.render.frames", "dreamreel.render.zoom", "dreamreel.render.art"}
+
+
 def _module(path: Path, pkg: Path = PKG) -> str:
     parts = list(path.relative_to(pkg.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -162,3 +168,23 @@ def test_every_module_has_a_layer_and_no_import_runs_upward():
             if target.startswith("dreamreel") and target != "dreamreel" and _layer(target) > _layer(mod):
                 upward.append((mod, target))
     assert upward == []
+
+
+def _trees():
+    for path in sorted(PKG.rglob("*.py")):
+        yield _module(path), path, ast.parse(path.read_text())
+
+
+def _probes(tree):
+    """getattr/hasattr calls whose object is named like a job or a writer (``job``, ``self.writer``, ``zoom_job``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            obj = node.args[0] if node.args else None
+            name = obj.id if isinstance(obj, ast.Name) else obj.attr if isinstance(obj, ast.Attribute) else ""
+            if "job" in name.lower() or "writer" in name.lower():
+                yield node.lineno, ast.unparse(node)
+
+
+def test_no_getattr_or_hasattr_on_a_job_or_a_writer():
+    probes = [(m, *p) for m, _, tree in _trees() for p in _probes(tree)]
+    assert [x for x in probes if x[0] not in BEING_EDITED] == []

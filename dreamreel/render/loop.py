@@ -91,8 +91,11 @@ class LoopWriter:
                 self.writer.append(f)
                 self.written += 1
 
-    def __getattr__(self, name):  # close, abort, ... go to the wrapped writer
-        return getattr(self.writer, name)
+    def close(self):
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
 
     def __enter__(self):
         self.writer.__enter__()
