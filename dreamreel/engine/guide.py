@@ -54,14 +54,14 @@ class Guide(Objective):
 
     def prepare(self, dreamer) -> None:
         """Compute the guide's features with ``dreamer``'s model (called by ``Dreamer.__init__``)."""
-        from .octaves import resize
+        from .filters import resize
 
         image = self.image if isinstance(self.image, torch.Tensor) else load_guide(self.image)
         h, w = image.shape[-2:]
         f = min(1.0, self.size / max(h, w))
         image = resize(image, (max(1, round(w * f)), max(1, round(h * f))))
-        with torch.no_grad(), dreamer._autocast():
-            acts = dreamer.model(dreamer._prepare(image), [self.layer])
+        with torch.no_grad(), dreamer.autocast():
+            acts = dreamer.model(dreamer.prepare(image), [self.layer])
         z = acts[self.layer][0].float()
         self.features = z.reshape(z.shape[0], -1).contiguous()
         self.scale = 1.0 / (2 * z.shape[0])  # per position and feature, like a layer's 1/C

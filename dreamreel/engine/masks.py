@@ -74,7 +74,7 @@ def feather_inward(m: torch.Tensor, px: float) -> torch.Tensor:
     """Soften a (1,1,H,W) mask's edges over about ``px`` pixels inside the dreamt region (0 stays 0)."""
     if px <= 0:
         return m
-    from .octaves import gaussian_blur
+    from .filters import gaussian_blur
 
     r = max(1, int(round(px / 2)))
     eroded = -F.max_pool2d(-m, 2 * r + 1, stride=1, padding=r)
