@@ -12,6 +12,7 @@ from pathlib import Path
 from ..batch import Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
 from ..batch_ray import BatchOnRay
 from ..errors import DreamError
+from ..outcome import reraise
 from .flags import add_options, given
 
 
@@ -122,8 +123,7 @@ def cmd_batch(args) -> int:
         c = manifest.counts()
         print(f"dreamreel: batch interrupted: {c['done']} of {len(items)} done, {c['failed']} failed; "
               f"{manifest.path} says which; continue with --resume", file=sys.stderr)
-        exc.reported = True
-        raise
+        reraise(exc, reported=True)
     bar.close()
     manifest.write()
     c = manifest.counts()

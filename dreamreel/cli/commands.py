@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__, interrupts
 from ..errors import DreamError
+from ..outcome import Outcome, outcome_of
 from .flags import add_options, given, with_negative_values
 
 STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
@@ -238,7 +239,7 @@ def build_parser() -> Parser:
 
 
 def _partial_line(exc) -> str | None:
-    part = getattr(exc, "partial", None)
+    part = outcome.partial if (outcome := outcome_of(exc)) is not None else None
     if part is None:
         return None
     if isinstance(exc, KeyboardInterrupt):
@@ -334,12 +335,13 @@ def _dispatch(args) -> int:
         print(_error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        for note in getattr(exc, "recorder_notes", ()):
+        outcome = outcome_of(exc) or Outcome()
+        for note in outcome.notes:
             print(f"dreamreel: interrupted: {note}", file=sys.stderr)
         line = _partial_line(exc)
         if line:
             print(line, file=sys.stderr)
-        elif not getattr(exc, "reported", False):
+        elif not outcome.reported:
             print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
                   file=sys.stderr)
         return interrupts.exit_code(exc)

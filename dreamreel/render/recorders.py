@@ -429,13 +429,14 @@ def frame_recorders(values: dict, fps: float, *, resume: bool = False, progress:
 
 @contextlib.contextmanager
 def recording(recorders: Sequence):
-    """Enter every recorder (its writers); on Ctrl-C they keep what they finished, and the interruption carries
-    ``recorder_notes``: what each recording left on disk."""
+    """Enter every recorder (its writers); on Ctrl-C they keep what they finished, and the interruption's outcome
+    notes what each recording left on disk."""
+    from ..outcome import reraise
+
     try:
         with contextlib.ExitStack() as stack:
             for r in recorders:
                 stack.enter_context(r)
             yield recorders
     except KeyboardInterrupt as exc:
-        exc.recorder_notes = [r.note for r in recorders if r.note]
-        raise
+        reraise(exc, notes=[r.note for r in recorders if r.note])

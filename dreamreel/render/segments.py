@@ -15,7 +15,7 @@ encoded segment comes back). Each segment is a near-lossless H.264 MP4 of its ru
 a raised-cosine cross-fade from the previous segment's dream into the next one's warm-up. The driver decodes the
 pieces and encodes them once, at --crf, as one stream with the source's audio (one ``io.writer`` output, so it
 is published atomically and sound and pictures stay in sync), then writes a sidecar listing the segments.
-Nothing here prints: an interrupted or failed join carries a ``frames.Partial`` whose note says what was kept.
+Nothing here prints: an interrupted or failed join carries an ``outcome.Partial`` whose note says what was kept.
 """
 
 from __future__ import annotations
@@ -274,7 +274,8 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     from ..io.sidecar import write_sidecar
     from ..io.writer import open_writer, read_frames
     from .clip import audio_segment
-    from .frames import FramesResult, Partial
+    from ..outcome import Partial, reraise
+    from .frames import FramesResult
 
     input_path, output = Path(input_path), Path(output)
     n = clip.frames if clip.exact and clip.info.n_frames else count_frames(input_path, job)
@@ -316,9 +317,8 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     except BaseException as exc:
         bar.close()
         said = "" if isinstance(exc, KeyboardInterrupt) else "stopped: "  # the CLI says "interrupted"/"terminated"
-        exc.partial = Partial(output, 0, n, 0, f"{said}{len(results)} of {len(parts)} segments were finished; "
-                              f"nothing written to {output}")
-        raise
+        reraise(exc, partial=Partial(output, 0, n, 0, f"{said}{len(results)} of {len(parts)} segments were finished; "
+                                     f"nothing written to {output}"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     records = [r for k in sorted(results) for r in results[k]["records"]]
