@@ -97,6 +97,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise DreamError(f"cannot connect to {where}: {first}",
                          "start one with: ray start --head, or leave out the address for a local cluster") from None
+    from . import interrupts
+
+    interrupts.reassert()  # ray.init's SIGTERM handlers (exit 15; a C++ stack dump) give way to the CLI's one
     return Cluster(ray, address or "local", owned=True)
 
 

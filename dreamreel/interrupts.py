@@ -22,7 +22,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "install", "uninstall", "exiting", "held", "finishing", "exit_code"]
+__all__ = ["Terminated", "install", "reassert", "uninstall", "exiting", "held", "finishing", "exit_code"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -59,6 +59,15 @@ def install() -> None:
         prev = signal.signal(sig, _handler)
         if prev is not _handler:
             _previous[sig] = prev
+
+
+def reassert() -> None:
+    """Put the one handler back where a library replaced it (``ray.init`` installs a SIGTERM handler that exits
+    with status 15, and a C++ one that prints a stack dump): a no-op unless ``install()`` was called."""
+    if threading.current_thread() is not threading.main_thread() or not _previous:
+        return
+    for sig in _SIGNALS:
+        signal.signal(sig, _handler)  # also when Python's record says ours: a C handler may sit below it
 
 
 def uninstall() -> None:

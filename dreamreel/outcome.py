@@ -41,11 +41,11 @@ class Partial:
 
 @dataclass(frozen=True)
 class Outcome:
-    """An unfinished command's result: the frames kept, each recording's note, and whether it was already said."""
+    """An unfinished command's result: the frames kept, each recording's note, a many-item command's summary."""
 
     partial: Partial | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # what each recording (progress, activations) kept
-    reported: bool = False  # the command printed its own summary line (batch): the CLI adds none
+    summary: str | None = None  # the one line that says what a many-item command (batch) did before it stopped
 
 
 class Unfinished(BaseException):
@@ -85,13 +85,13 @@ def outcome_of(exc: BaseException) -> Outcome | None:
     return exc.outcome if isinstance(exc, Unfinished) else None
 
 
-def unfinished(exc: BaseException, *, partial: Partial | None = None, notes=(), reported: bool | None = None
+def unfinished(exc: BaseException, *, partial: Partial | None = None, notes=(), summary: str | None = None
                ) -> BaseException:
-    """``exc`` as an :class:`Unfinished` of its own kind, its outcome extended by ``partial``/``notes``/``reported``
+    """``exc`` as an :class:`Unfinished` of its own kind, its outcome extended by ``partial``/``notes``/``summary``
     (raise it ``from exc``). A cause the CLI reports by type alone (another exception) comes back as it is."""
     old = outcome_of(exc) or Outcome()
     outcome = replace(old, partial=partial if partial is not None else old.partial, notes=old.notes + tuple(notes),
-                      reported=old.reported if reported is None else reported)
+                      summary=old.summary if summary is None else summary)
     if isinstance(exc, Terminated):
         return TerminatedRender(outcome)
     if isinstance(exc, KeyboardInterrupt):

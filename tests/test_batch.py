@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -172,3 +173,17 @@ def test_a_ray_worker_sweeps_item_folders_of_dead_workers_only(tmp_path, monkeyp
         (d / "in").mkdir(parents=True)
     batch_ray.sweep_stale_folders()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
+
+
+def test_write_batch_from_python_gives_the_cli_batch_bytes_and_manifest(fast_flags, tmp_path, data_dir, capsys):
+    import dreamreel
+
+    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(tmp_path / "cli"), *fast_flags]) == 0
+    result = dreamreel.write_batch([data_dir / "coffee.png"], tmp_path / "py", size=48, octaves=1, steps=1, seed=1)
+    assert result.counts == {"done": 1, "failed": 0, "pending": 0}
+    assert (tmp_path / "py" / "coffee.png").read_bytes() == (tmp_path / "cli" / "coffee.png").read_bytes()
+    items = json.loads(result.manifest.path.read_text())["items"]
+    assert [(i["status"], Path(i["output"]).name) for i in items] == [("done", "coffee.png")]
+    with pytest.raises(dreamreel.DreamError, match="--jobs"):  # the CLI's checks, before anything is written
+        dreamreel.write_batch([data_dir / "coffee.png"], tmp_path / "bad", jobs=0)
+    assert not (tmp_path / "bad").exists()

@@ -140,12 +140,13 @@ def test_each_subpackage_offers_a_small_public_surface():
 
 #: Lower layers first; a module may import its own layer or a lower one, never a higher one.
 LAYERS = [
-    {"dreamreel.errors", "dreamreel.interrupts", "dreamreel.outcome", "dreamreel.distributed"},
+    {"dreamreel.errors", "dreamreel.interrupts", "dreamreel.outcome", "dreamreel.distributed", "dreamreel.executors"},
     {"dreamreel.options", "dreamreel.presets", "dreamreel.io", "dreamreel.models"},
     {"dreamreel.engine"},
     {"dreamreel.plan"},
     {"dreamreel.render"},
-    {"dreamreel.api", "dreamreel.batch", "dreamreel.batch_ray", "dreamreel.reproduce"},
+    {"dreamreel.api", "dreamreel.batch", "dreamreel.batch_ray", "dreamreel.batch_worker", "dreamreel.manifest",
+     "dreamreel.reproduce"},
     {"dreamreel", "dreamreel.cli", "dreamreel.__main__"},
 ]
 

@@ -338,10 +338,10 @@ def _dispatch(args) -> int:
         outcome = outcome_of(exc) or Outcome()
         for note in outcome.notes:
             print(f"dreamreel: interrupted: {note}", file=sys.stderr)
-        line = _partial_line(exc)
+        line = _partial_line(exc) or (f"dreamreel: {outcome.summary}" if outcome.summary else None)
         if line:
             print(line, file=sys.stderr)
-        elif not outcome.reported:
+        else:
             print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
                   file=sys.stderr)
         return interrupts.exit_code(exc)
