@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import DreamError
-from .interrupts import Terminated
+from .interrupts import Terminated, terminated
 
 __all__ = ["Partial", "Outcome", "Unfinished", "unfinished", "reraise", "outcome_of"]
 
@@ -92,7 +92,7 @@ def unfinished(exc: BaseException, *, partial: Partial | None = None, notes=(), 
     old = outcome_of(exc) or Outcome()
     outcome = replace(old, partial=partial if partial is not None else old.partial, notes=old.notes + tuple(notes),
                       summary=old.summary if summary is None else summary)
-    if isinstance(exc, Terminated):
+    if terminated(exc):
         return TerminatedRender(outcome)
     if isinstance(exc, KeyboardInterrupt):
         return InterruptedRender(outcome)

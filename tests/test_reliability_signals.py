@@ -350,3 +350,14 @@ def test_a_tampered_colour_reference_in_the_checkpoint_is_refused(tmp_path, monk
         state["color_reference"] = bad
         state_file.write_text(json.dumps(state))
         assert "colour statistics" in _refused(args, capsys)
+
+
+def test_a_ctrl_c_after_the_report_is_ignored_through_the_interpreter_shutdown():
+    """The finalising interpreter puts Python-level handlers back to the default (terminate): a late Ctrl-C would
+    kill the process after its report. Once the CLI is exiting the signals are ignored outright."""
+    code = ("import os, signal, sys, time; from dreamreel import interrupts; interrupts.install(); "
+            "interrupts.exiting(); print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is signal.SIG_IGN); os.kill(os.getpid(), signal.SIGINT); "
+            "time.sleep(0.05); sys.exit(130)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert (done.returncode, done.stdout.split(), done.stderr) == (130, ["True", "True"], "")

@@ -243,7 +243,7 @@ def _partial_line(exc) -> str | None:
     if part is None:
         return None
     if isinstance(exc, KeyboardInterrupt):
-        word = "terminated" if isinstance(exc, interrupts.Terminated) else "interrupted"
+        word = "terminated" if interrupts.terminated(exc) else "interrupted"
         if part.note:
             return f"dreamreel: {word}: {part.note}"
         if not part.frames:
@@ -342,7 +342,7 @@ def _dispatch(args) -> int:
         if line:
             print(line, file=sys.stderr)
         else:
-            print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
+            print("dreamreel: terminated" if interrupts.terminated(exc) else "dreamreel: interrupted",
                   file=sys.stderr)
         return interrupts.exit_code(exc)
     except OSError as exc:
