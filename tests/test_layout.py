@@ -146,7 +146,7 @@ LAYERS = [
     {"dreamreel.plan"},
     {"dreamreel.render"},
     {"dreamreel.api", "dreamreel.batch", "dreamreel.batch_ray", "dreamreel.batch_worker", "dreamreel.manifest",
-     "dreamreel.reproduce"},
+     "dreamreel.reproduce", "dreamreel.measures", "dreamreel.reproduce_report"},
     {"dreamreel", "dreamreel.cli", "dreamreel.__main__"},
 ]
 
