@@ -231,6 +231,27 @@ def _run(metas, address: str | None, input_path: Path, output: Path, results, ba
     _executor(address, len(metas)).run([(m, read) for m in metas], _setup, metas[0]["plan"], _segment, done)
 
 
+def _join(metas, results, output: Path, clip, crf: int, audio) -> None:
+    """One stream at ``crf``: each seam's cross-fade (the previous segment's dream fading into this one's warm-up),
+    then the segment's own frames; the writer muxes the audio and publishes atomically."""
+    from ..io.writer import open_writer, read_frames
+
+    w, h = clip.size
+    writer = open_writer(output, fps=clip.fps, crf=crf, audio_from=audio)
+    try:
+        for k, m in enumerate(metas):
+            if k > 0:
+                for frame in crossfade(results[k - 1]["tail"], results[k]["head"]):
+                    writer.append(frame)
+            if m["end"] - m["tail"] > m["start"]:
+                for frame in read_frames(m["out"]):
+                    writer.append(frame[:h, :w])  # MP4 frames come back padded to even sizes
+        writer.close()
+    except BaseException:
+        writer.abort()  # all or nothing: a half-joined clip is not kept
+        raise
+
+
 def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segments: int,
                      overlap: int = DEFAULT_OVERLAP, ray_address: str | None = None, show_progress: bool = False):
     """Dream ``input_path`` as ``segments`` segments in parallel into ``output`` (MP4 with the source's audio):
@@ -239,7 +260,6 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     from tqdm import tqdm
 
     from ..io.sidecar import write_sidecar
-    from ..io.writer import open_writer, read_frames
     from .clip import audio_segment
     from ..outcome import Partial, reraise
     from .frames import FramesResult
@@ -262,22 +282,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
         bar.close()
         if clip.info.has_audio:
             audio = input_path if job.start == 0 else audio_segment(input_path, job.start, job.end, tmp)
-        # one stream at --crf: each seam's cross-fade (the previous segment's dream fading into this one's
-        # warm-up), then the segment's own frames; the writer muxes the audio and publishes atomically
-        w, h = clip.size
-        writer = open_writer(output, fps=clip.fps, crf=job.crf, audio_from=audio)
-        try:
-            for k, m in enumerate(metas):
-                if k > 0:
-                    for frame in crossfade(results[k - 1]["tail"], results[k]["head"]):
-                        writer.append(frame)
-                if m["end"] - m["tail"] > m["start"]:
-                    for frame in read_frames(m["out"]):
-                        writer.append(frame[:h, :w])  # MP4 frames come back padded to even sizes
-            writer.close()
-        except BaseException:
-            writer.abort()  # all or nothing: a half-joined clip is not kept
-            raise
+        _join(metas, results, output, clip, job.crf, audio)
     except BaseException as exc:
         bar.close()
         said = "" if isinstance(exc, KeyboardInterrupt) else "stopped: "  # the CLI says "interrupted"/"terminated"
