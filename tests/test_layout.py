@@ -176,6 +176,28 @@ def _trees():
         yield _module(path), path, ast.parse(path.read_text())
 
 
+def test_no_function_over_80_lines():
+    long = [(m, node.name, node.end_lineno - node.lineno + 1) for m, _, tree in _trees() for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80]
+    assert [x for x in long if x[0] not in BEING_EDITED] == []
+
+
+def _table_lines(tree) -> int:
+    """Lines of module-level data tables: an assignment of a list, tuple, dict or set display of 5 or more items."""
+    n = 0
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.List, ast.Tuple, ast.Dict, ast.Set)):
+            items = node.value.keys if isinstance(node.value, ast.Dict) else node.value.elts
+            if len(items) >= 5:
+                n += node.end_lineno - node.lineno + 1
+    return n
+
+
+def test_no_module_over_400_lines_data_tables_aside():
+    big = [(m, n) for m, path, tree in _trees() if (n := len(path.read_text().splitlines()) - _table_lines(tree)) > 400]
+    assert [x for x in big if x[0] not in BEING_EDITED] == []
+
+
 def _probes(tree):
     """getattr/hasattr calls whose object is named like a job or a writer (``job``, ``self.writer``, ``zoom_job``)."""
     for node in ast.walk(tree):
