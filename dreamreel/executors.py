@@ -195,7 +195,7 @@ class LocalProcesses:
                     kind, index, res = results.get(timeout=1.0)
                 except queue_mod.Empty:
                     if not any(p.is_alive() for p in procs):
-                        raise DreamError(f"the {self.what} processes stopped unexpectedly") from None
+                        raise DreamError(f"the {self.what}s stopped unexpectedly") from None
                     continue
                 if kind == "fatal":
                     raise DreamError(f"a {self.what} could not start: {res}")
