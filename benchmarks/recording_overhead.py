@@ -16,7 +16,7 @@ from dreamreel.render import chart, draw
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.models import create_model
 from dreamreel.engine.objectives import layer
-from dreamreel.render.recorders import ActivationRecorder
+from dreamreel.render.activations import ActivationRecorder
 
 
 def main():

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dreamreel.batch_ray import batch_setup, batch_work
+    from dreamreel.batch_worker import ray_setup as batch_setup, ray_work as batch_work
     from dreamreel.distributed import Cluster, run_items
 
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Tiles (issue 14): peak memory at 2K, 4K and 8K with one tile size, tiled vs untiled agreement, seams.
+"""Tiles: peak memory at 2K, 4K and 8K with one tile size, tiled vs untiled agreement, seams.
 
 1. Peak memory: each size dreams in its own fresh process (1 octave, 1 step, --tile 512, a noise-free
    photo upscaled to the size) and reports its peak RSS (VmHWM) and the peak before the dream;

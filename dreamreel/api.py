@@ -193,7 +193,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
     if values["depth"]:
         from .render.camera import CAMERA_KEYS
-        from .render.masks import open_mask
+        from .engine.masks import open_mask
 
         timeline = job.timeline
         if not any(k in CAMERA_KEYS for k in {*timeline.schedules, *(k for key in timeline.keys for k in key.values)}):

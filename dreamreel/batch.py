@@ -9,41 +9,23 @@ interrupted clip from its checkpoint.
 
 Each worker loads the model once and reuses it for every item. ``--jobs N`` runs N worker processes on the
 CPU, each with cores/N torch threads; with a GPU, items run one at a time (N > 1 is refused).
-``batch_ray.BatchOnRay`` runs the items on a Ray cluster instead (``batch --ray``).
+``batch_ray.BatchOnRay`` runs the items on a Ray cluster instead (``batch --ray``). The items run through an
+``executors.Executor`` (this process, local processes, or Ray); :func:`plan_batch` and :func:`run_batch` are
+the ``dreamreel.batch`` verb, which the CLI calls.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import glob
-import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DreamError, short_path
+from .errors import DreamError
+from .manifest import MANIFEST, Item, Manifest, input_key
 
-MANIFEST = "manifest.json"
 GLOB_CHARS = set("*?[")
-
-
-@dataclass
-class Item:
-    input: str  # as found (a path string)
-    kind: str | None  # "image" | "video" | None (could not be used: see reason)
-    output: str | None = None
-    status: str = "pending"  # pending | done | failed
-    reason: str | None = None
-    seconds: float | None = None
-    node: str | None = None  # --ray: the node that dreamt it (left out of the manifest without Ray)
-
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        if data["node"] is None:
-            data.pop("node")
-        return data
 
 
 # ---------------------------------------------------------------- inputs
@@ -162,227 +144,220 @@ def own_name(output, input_path, kind, out_dir: Path) -> str | None:
     return out.name
 
 
-def input_key(path: str) -> str:
-    return os.path.realpath(path)
+# ---------------------------------------------------------------- the verb
 
 
-# ---------------------------------------------------------------- manifest
+@dataclass
+class BatchPlan:
+    """A checked batch: its items (outputs assigned, done ones from --resume marked), the options and the executor."""
 
+    out_dir: Path
+    items: list[Item]
+    todo: list[int]
+    skipped: int
+    options: dict
+    notes: list[str]
+    jobs: int
+    on_ray: object = None  # batch_ray.BatchOnRay with --ray
 
-def _manifest_problem(data) -> str | None:
-    """Why ``data`` is not a manifest this module wrote, or None."""
-    if not isinstance(data, dict) or data.get("command") != "batch" or not isinstance(data.get("items"), list):
-        return "no 'command': 'batch' and 'items' list"
-    for n, it in enumerate(data["items"], 1):
-        if not isinstance(it, dict):
-            return f"item {n} is not an object"
-        if not isinstance(it.get("input"), str) or not it["input"]:
-            return f"item {n} has no input path"
-        if it.get("kind") not in ("image", "video", None):
-            return f"item {n} has an unknown kind"
-        if it.get("status") not in ("pending", "done", "failed"):
-            return f"item {n} has an unknown status"
-        if it.get("output") is not None and not isinstance(it["output"], str):
-            return f"item {n} has a bad output"
-        if it.get("seconds") is not None and (not isinstance(it["seconds"], (int, float)) or isinstance(it["seconds"], bool)):
-            return f"item {n} has bad seconds"
-        if any(ord(c) < 32 for c in it["input"] + (it.get("output") or "")):
-            return f"item {n} has a control character in a path"
-    return None
-
-
-
-class Manifest:
-    def __init__(self, out_dir: Path, items: list[Item], options: dict, notes: list[str]):
-        self.path = out_dir / MANIFEST
-        self.items = items
-        self.options = options
-        self.notes = notes
-        self.t0 = time.perf_counter()
-
-    @staticmethod
-    def read(out_dir: Path) -> dict[str, dict]:
-        """The previous manifest's items by input (empty when there is none); one that is not a batch manifest
-        (garbage, the wrong shape, control characters in its paths) is a one-line DreamError."""
-        path = out_dir / MANIFEST
-        if not path.exists():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DreamError(f"cannot --resume: {short_path(path)} is not a readable batch manifest ({type(exc).__name__})",
-                             "remove it to start the batch over") from None
-        problem = _manifest_problem(data)
-        if problem:
-            raise DreamError(f"cannot --resume: {short_path(path)} is not a batch manifest ({problem})",
-                             "remove it to start the batch over")
-        return {input_key(i["input"]): i for i in data["items"]}
-
-    def counts(self) -> dict[str, int]:
-        out = {"done": 0, "failed": 0, "pending": 0}
+    def lines(self) -> list[str]:
+        """The --dry-run listing."""
+        out = []
         for it in self.items:
-            out[it.status] = out.get(it.status, 0) + 1
+            state = "done, kept" if it.status == "done" else it.status if it.status == "failed" else "to dream"
+            out.append(f"{it.kind or '-':6s} {it.input}  ->  {it.output or it.reason}  ({state})")
+        out.append(f"{len(self.todo)} to dream into {self.out_dir}/, {self.skipped} already done, "
+                   f"{sum(1 for it in self.items if it.status == 'failed')} cannot be used; "
+                   + ("on Ray" if self.on_ray is not None else f"{self.jobs} worker{'s' * (self.jobs > 1)}"))
         return out
 
-    def write(self) -> None:
-        """Rewrite the manifest atomically; one that already says the same (a --resume with nothing left to do)
-        is left alone, so such a run touches no file at all."""
-        from .io.images import atomic_path
 
-        data = {"command": "batch", "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts(),
-                "seconds": round(time.perf_counter() - self.t0, 3), "options": self.options, "notes": self.notes,
-                "items": [it.to_json() for it in self.items]}
-        try:
-            old = json.loads(self.path.read_text())
-            volatile = ("updated", "seconds")
-            if {k: v for k, v in old.items() if k not in volatile} == \
-                    json.loads(json.dumps({k: v for k, v in data.items() if k not in volatile}, default=str)):
-                return
-        except (OSError, ValueError, AttributeError):
-            pass
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+def _workers(options: dict, jobs: int, ray, say) -> int:
+    """--jobs checked against the device and the cores (before the plans: a GPU conflict is the user's)."""
+    from .api import resolve_values
+    from .engine import pick_device
 
-
-# ---------------------------------------------------------------- work
+    cores = os.cpu_count() or 1
+    if jobs > 1 and ray is None:
+        values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, options.get("preset"))
+        device = pick_device(values["device"])
+        if device.type != "cpu":
+            raise DreamError(f"--jobs {jobs} runs several models side by side, but the dream runs on {device.type}: "
+                             "one GPU dreams one item at a time", "use --jobs 1, or --device cpu")
+        if jobs > cores:
+            say(f"--jobs {jobs} is more than the {cores} CPU cores: using {cores}")
+            jobs = cores
+    return jobs
 
 
-class Runner:
-    """One worker's model (loaded once) and the plans for stills and clips; dreams one item at a time."""
+def plan_batch(inputs: list[str], out_dir, options: dict, *, resume: bool = False, jobs=1,
+               ray: str | None = None, ray_values: dict | None = None, say=lambda line: None) -> BatchPlan:
+    """Check everything a batch needs before anything is written (one-line DreamErrors); ``say`` gets notes."""
+    from .api import prepare_plans
+    from .batch_ray import BatchOnRay
+    from .render.clip import check_flow_method
 
-    def __init__(self, options: dict):
-        from .api import prepare_plans
-        from .render.runtime import Engine
+    from .options import parse_value
 
-        self.options = options
-        self.job, self.video_plan, self.still_plan = prepare_plans(options)
-        self.engine = Engine.load(self.video_plan)  # stills and clips share the model and objective
-        self.still_engine = dataclasses.replace(self.engine, plan=self.still_plan)
-
-    def run(self, item: Item, *, show_progress: bool) -> dict:
-        """Dream ``item`` into its output; returns {"status", "reason", "seconds"} (never raises but Ctrl-C)."""
-        t0 = time.perf_counter()
-        try:
-            if item.kind == "image":
-                self._still(Path(item.input), Path(item.output), show_progress)
-            else:
-                self._clip(Path(item.input), Path(item.output), show_progress)
-        except KeyboardInterrupt:
-            raise
-        except DreamError as exc:
-            return {"status": "failed", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
-        except OSError as exc:
-            from .errors import os_error_message
-
-            reason = os_error_message(exc)
-            return {"status": "failed", "reason": reason, "seconds": round(time.perf_counter() - t0, 3)}
-        except Exception as exc:  # one bad input must not stop the batch
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            return {"status": "failed", "reason": f"{type(exc).__name__}: {first}",
-                    "seconds": round(time.perf_counter() - t0, 3)}
-        return {"status": "done", "reason": None, "seconds": round(time.perf_counter() - t0, 3)}
-
-    def _still(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .render.still import dream_still
-        from .render.runtime import Source
-
-        dream_still(self.still_plan, Source(src), out, show_progress=show_progress, engine=self.still_engine,
-                    desc=src.name)
-
-    def _clip(self, src: Path, out: Path, show_progress: bool) -> None:
-        from .render.clip import render_video
-        from .render.frames import Checkpoint
-
-        render_video(self.video_plan, src, out, self.job, resume=Checkpoint(out).exists(),
-                     show_progress=show_progress, engine=self.engine)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DreamError(f"--out-dir {str(out_dir)!r} is a file, not a folder")
+    jobs = _workers(options, parse_value("jobs", jobs, "--jobs"), ray, say)
+    job, _, _ = prepare_plans(options)  # validates every option now
+    check_flow_method(job.flow)
+    on_ray = BatchOnRay.from_flags(ray, ray_values or {}, jobs, is_input=lambda a: media_kind(Path(a)) is not None)  # checked (and Ray imported) before anything is written
+    notes: list[str] = []
+    items = expand_inputs(inputs, notes)
+    previous = Manifest.read(out_dir) if resume else {}
+    reads = option_inputs(options)
+    assign_outputs(items, out_dir, previous, reserved=reads)
+    check_batch_outputs(items, out_dir, reads)
+    for note in notes:
+        say(note)
+    if not items:
+        raise DreamError("no images or videos to dream in the inputs given")
+    if not any(it.kind for it in items):
+        first = items[0]
+        raise DreamError(f"nothing to dream: {first.input}: {first.reason}"
+                         + (f" (and {len(items) - 1} more inputs that cannot be used)" if len(items) > 1 else ""))
+    skip = set()
+    if resume:
+        for i, it in enumerate(items):
+            old = previous.get(input_key(it.input))
+            if (it.kind and old and old.get("status") == "done" and Path(it.output).exists()
+                    and own_name(old.get("output"), it.input, it.kind, out_dir) == Path(it.output).name):
+                it.status, it.seconds, it.node = "done", old.get("seconds"), old.get("node")
+                skip.add(i)
+    todo = [i for i, it in enumerate(items) if it.kind and i not in skip]
+    return BatchPlan(out_dir, items, todo, len(skip), options, notes, jobs, on_ray)
 
 
-def _interrupt_once(signum, frame):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the checkpoint short
-    raise KeyboardInterrupt
+@dataclass
+class BatchResult:
+    manifest: Manifest
+    counts: dict[str, int]
+    seconds: float
 
 
-def _worker(tasks, results, options: dict, threads: int) -> None:
-    """A worker process: one model, items from ``tasks`` until None. Ctrl-C interrupts the item at hand only."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
+def option_inputs(options: dict) -> list[Path]:
+    """The files the batch's options read (preset, masks, guides, weights): no output may land on one."""
+    from .api import input_files, resolve_values
 
-    torch.set_num_threads(threads)
+    values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, options.get("preset"))
+    return input_files(values, options.get("preset"))
+
+
+def check_batch_outputs(items, out_dir: Path, reads: list[Path]) -> None:
+    """Refuse a batch whose outputs, their sidecars, the clips' resume folders or the manifest would land on an
+    input (the options' files or the items themselves)."""
+    from .render.runtime import check_outputs
+
+    outs = [Path(it.output) for it in items if it.kind and it.output]
+    videos = [Path(it.output) for it in items if it.kind == "video" and it.output]
+    check_outputs([*reads, *(it.input for it in items if it.kind)], [*outs, out_dir / MANIFEST], sidecars=outs,
+                  checkpoints=videos)
+
+
+def failure_line(item) -> str:
+    """``failed: INPUT: REASON`` in one line that stays under 200 characters with the CLI's ``dreamreel: ``
+    (the reason is cut, not the input)."""
+    from .errors import MAX_LINE, short_path
+
+    head = f"failed: {short_path(item.input, 60)}: "
+    reason = " ".join(str(item.reason).split())
+    room = MAX_LINE - len("dreamreel: ") - len(head)
+    return head + (reason if len(reason) <= room else reason[:room - 3] + "...")
+
+
+def run_batch(plan: BatchPlan, *, show_progress: bool = False, say=lambda line: None) -> BatchResult:
+    """Dream ``plan``'s items, rewriting the manifest after each; ``say`` gets the failure lines as they come.
+    One batch per folder at a time: a second one (or a --resume) is refused while the manifest's lock is held.
+
+    Ctrl-C/SIGTERM: the items at hand keep what they finished, the manifest is written, and the interruption goes
+    on carrying the summary line in its outcome."""
+    from .render.runtime import output_lock
+
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(plan.out_dir / MANIFEST):
+        return _run_locked(plan, show_progress, say)
+
+
+def _run_locked(plan: BatchPlan, show_progress: bool, say) -> BatchResult:
+    from tqdm import tqdm
+
+    from .outcome import reraise
+
+    items, todo, on_ray = plan.items, plan.todo, plan.on_ray
+    if on_ray is not None and todo:  # a cluster that cannot be reached is exit 2, nothing written
+        on_ray.connect()
+        for note in on_ray.notes:
+            say(note)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(plan.out_dir, items, {k: v for k, v in plan.options.items() if v is not None}, plan.notes)
+    for it in items:
+        if it.status == "failed":
+            say(failure_line(it))
+    manifest.write()
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="batch", unit="item", dynamic_ncols=True,
+               disable=not show_progress)
+
+    def record(k: int, res: dict) -> None:
+        it = items[todo[k]]
+        if on_ray is not None:
+            res = on_ray.publish(it, res)
+        it.status, it.reason, it.seconds = res["status"], res["reason"], res["seconds"]
+        it.node = res.get("node")
+        manifest.write()
+        if it.status == "failed":
+            say(failure_line(it))
+        if it.status != "pending":
+            bar.update(1)
+
+    def stopped(k: int, res: dict | None) -> None:  # started, not finished: what the worker said, else interrupted
+        it = items[todo[k]]
+        if res is None:
+            it.reason = "interrupted"
+        else:
+            it.status, it.reason, it.seconds = res["status"], res["reason"], res["seconds"]
+
     try:
-        runner = Runner(options)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops the batch
-        results.put(("fatal", None, f"{exc}"))
-        return
-    results.put(("ready", None, None))
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        index, item = task
-        signal.signal(signal.SIGINT, _interrupt_once)
-        try:
-            res = runner.run(item, show_progress=False)
-        except KeyboardInterrupt:
-            res = {"status": "pending", "reason": "interrupted", "seconds": None}
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        results.put(("done", index, res))
+        if todo:
+            setup, work, executor = _executor(plan, bar)
+            tasks = on_ray.tasks([items[i] for i in todo]) if on_ray is not None else \
+                [({"item": items[i], "show_progress": show_progress and plan.jobs == 1}, None) for i in todo]
+            executor.run(tasks, setup, plan.options, work, record, stopped)
+    except KeyboardInterrupt as exc:
+        bar.close()
+        manifest.write()
+        c = manifest.counts()
+        reraise(exc, summary=f"batch interrupted: {c['done']} of {len(items)} done, {c['failed']} failed; "
+                             f"{manifest.path} says which; continue with --resume")
+    bar.close()
+    manifest.write()
+    return BatchResult(manifest, manifest.counts(), time.perf_counter() - manifest.t0)
 
 
-def run_parallel(todo: list[int], items: list[Item], options: dict, jobs: int, threads: int, record) -> None:
-    """``jobs`` spawned worker processes, one model each, fed one item at a time (so Ctrl-C stops the batch
-    after the items at hand, each of which keeps what it finished)."""
-    import multiprocessing as mp
-    import queue as queue_mod
+def write_batch(inputs, out_dir, *, preset: str | None = None, resume: bool = False, jobs: int = 1,
+                ray: str | None = None, cpus_per_item: int | None = None, gpus_per_item: float | None = None,
+                show_progress: bool = False, **options) -> BatchResult:
+    """Dream every input (files, folders, globs) into ``out_dir`` as ``dreamreel batch`` does; ``ray``: a cluster
+    address ("" for RAY_ADDRESS or a fresh local cluster). Options are the dream and video keywords."""
+    inputs = [str(i) for i in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    plan = plan_batch(inputs, out_dir, {**options, "preset": preset}, resume=resume, jobs=jobs, ray=ray,
+                      ray_values={"cpus_per_item": cpus_per_item, "gpus_per_item": gpus_per_item})
+    return run_batch(plan, show_progress=show_progress)
 
-    ctx = mp.get_context("spawn")  # no fork of a process that holds torch's thread pools
-    tasks, results = ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(tasks, results, options, threads), daemon=True)
-               for _ in range(min(jobs, len(todo)) or 1)]
-    for w in workers:
-        w.start()
-    pending = list(todo)
-    in_flight = finished = 0
-    try:
-        while finished < len(todo):
-            try:
-                kind, index, res = results.get(timeout=1.0)
-            except queue_mod.Empty:
-                if not any(w.is_alive() for w in workers):
-                    raise DreamError("the batch workers stopped unexpectedly") from None
-                continue
-            if kind == "fatal":
-                raise DreamError(f"a batch worker could not start: {res}")
-            if kind == "done":
-                in_flight -= 1
-                finished += 1
-                record(index, res)
-            if pending:  # the worker that said "ready" or "done" is free: one item at a time
-                tasks.put((pending[0], items[pending.pop(0)]))
-                in_flight += 1
-    except KeyboardInterrupt:
-        for w in workers:  # the items at hand stop and keep what they finished (a terminal's Ctrl-C reached them too)
-            if w.is_alive():
-                try:
-                    os.kill(w.pid, signal.SIGINT)
-                except OSError:
-                    pass
-        deadline = time.time() + 60
-        while in_flight and time.time() < deadline:
-            try:
-                kind, index, res = results.get(timeout=0.5)
-            except queue_mod.Empty:
-                if not any(w.is_alive() for w in workers):
-                    break
-                continue
-            if kind == "done":
-                in_flight -= 1
-                items[index].status, items[index].reason, items[index].seconds = res["status"], res["reason"], res["seconds"]
-        raise
-    finally:
-        for _ in workers:
-            tasks.put(None)
-        for w in workers:
-            w.join(timeout=10)
-            if w.is_alive():
-                w.terminate()
+
+def _executor(plan: BatchPlan, bar):
+    """(setup, work, executor) for ``plan``: Ray, local worker processes, or this process."""
+    from .executors import InProcess, LocalProcesses
+
+    from .batch_worker import batch_setup, batch_work, ray_setup, ray_work
+
+    if plan.on_ray is not None:
+        return ray_setup, ray_work, plan.on_ray.executor()
+    if plan.jobs > 1:
+        cores = os.cpu_count() or 1
+        return batch_setup, batch_work, LocalProcesses(plan.jobs, max(1, cores // plan.jobs), what="batch worker")
+    names = [Path(plan.items[i].input).name for i in plan.todo]
+    return batch_setup, batch_work, InProcess(on_start=lambda k: bar.set_postfix_str(names[k]))

@@ -19,6 +19,7 @@ torch with as many threads as CPUs it claims, and by default claims what a run w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +72,30 @@ class Cluster:
 
     def close(self) -> None:
         if self.owned and self.ray.is_initialized():
-            self.ray.shutdown()
+            with _quiet():  # the actors stop with it: Ray's notices of their tasks in flight say nothing to the user
+                self.ray.shutdown()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Standard output and error (the file descriptors: Ray's C++ core writes to them too) go nowhere."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> Cluster:
@@ -97,6 +121,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise DreamError(f"cannot connect to {where}: {first}",
                          "start one with: ray start --head, or leave out the address for a local cluster") from None
+    from . import interrupts
+
+    interrupts.reassert()  # ray.init's SIGTERM handlers (exit 15; a C++ stack dump) give way to the CLI's one
     return Cluster(ray, address or "local", owned=True)
 
 
@@ -209,8 +236,10 @@ def run_items(cluster: Cluster, items: Sequence[tuple[dict, Callable[[], bytes] 
                     done.add(i)
                     yield i, value
                 dispatch(actor)
-    finally:
-        for a in actors:  # interrupted, failed or finished: no worker outlives the run
+    finally:  # interrupted, failed or finished: no worker outlives the run
+        if cluster.owned:  # the actors stop with the connection (a kill would print Ray's retry notice per task)
+            cluster.close()
+        for a in actors if not cluster.owned else ():
             try:
                 ray.kill(a, no_restart=True)
             except Exception:  # noqa: BLE001 - already gone

@@ -22,7 +22,8 @@ import signal
 import threading
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "install", "uninstall", "exiting", "held", "finishing", "exit_code"]
+__all__ = ["Terminated", "install", "reassert", "uninstall", "exiting", "held", "finishing", "terminated",
+           "exit_code"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -61,6 +62,15 @@ def install() -> None:
             _previous[sig] = prev
 
 
+def reassert() -> None:
+    """Put the one handler back where a library replaced it (``ray.init`` installs a SIGTERM handler that exits
+    with status 15, and a C++ one that prints a stack dump): a no-op unless ``install()`` was called."""
+    if threading.current_thread() is not threading.main_thread() or not _previous:
+        return
+    for sig in _SIGNALS:
+        signal.signal(sig, _handler)  # also when Python's record says ours: a C handler may sit below it
+
+
 def uninstall() -> None:
     """Restore the handlers ``install`` replaced, unless a signal arrived: a stopping process keeps ignoring
     further ones until it has exited (a second Ctrl-C during interpreter shutdown would otherwise kill it)."""
@@ -73,14 +83,28 @@ def uninstall() -> None:
 
 
 def exiting() -> None:
-    """The process is about to exit: ignore any further signal (handled or not, the work is over)."""
+    """The process is about to exit: ignore any further signal (handled or not, the work is over).
+
+    SIG_IGN rather than the handler: the interpreter's finalisation puts every Python-level handler back to the
+    default (terminate), so a Ctrl-C in its last moments would otherwise kill the process after its report."""
     if threading.current_thread() is threading.main_thread() and _ours():
         _state["stopping"] = _state["stopping"] or 0
+        for sig in _SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def terminated(exc: BaseException) -> bool:
+    """``exc`` stops the work because of SIGTERM: a :class:`Terminated`, or a plain ``KeyboardInterrupt`` raised
+    while the handler's SIGTERM was being delivered (Ray turns any exception of a signal handler that fires inside
+    its calls into a new ``KeyboardInterrupt``)."""
+    if isinstance(exc, Terminated):
+        return True
+    return isinstance(exc, KeyboardInterrupt) and _state["stopping"] == signal.SIGTERM and _ours()
 
 
 def exit_code(exc: BaseException) -> int:
     """130 for Ctrl-C, 143 for SIGTERM (128 + the signal number, as shells report them)."""
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    return 128 + (signal.SIGTERM if terminated(exc) else signal.SIGINT)
 
 
 def _ours() -> bool:

@@ -223,16 +223,9 @@ class Option:
 #: only a small top-up. The top-up is what flickers: the gradient of a stride-32 network does not follow the
 #: scene when it moves, so whatever a frame's steps add is partly new detail. Two half-size steps (lr 0.0075)
 #: add detail that follows the scene better than one full step (their two jitters average out), so per unit of
-#: dream they flicker half as much. benchmarks/flicker.py, realshort.mp4 at 128 px, added flicker (grey levels)
-#: and dream strength (mean |dream - source|): none at its defaults 3.26 / 5.70; flow with 1 step at lr 0.015
-#: 1.27 / 5.47; flow with these defaults 0.64 / 5.06.
-#: With transformation robustness, lapnorm and the decorrelated step (the dream defaults since issue 11) the
-#: top-up follows the scene far better, so it can be twice as strong: benchmarks/quality.py --only clip,
-#: realshort.mp4 at 128 px, lr 0.016 with blend 0.97 dreams 13.7 levels from the source (0.0075 / 0.9: 6.2) at a
-#: motion-compensated flicker of 5.8 against --flow none's 12.7 at its defaults (ratio 0.46). At the clip's own
-#: 320x240 that was 12.1 levels (flicker 5.7 vs 12.7); carrying more of the dream (blend 0.985) makes it 13.1 at
-#: the same flicker (ratio 0.45), and 13.0 at 640 px (6.0 vs 13.2): a higher lr or more steps buys strength only
-#: with flicker (lr 0.02: 15.0 levels, ratio 0.54).
+#: dream they flicker half as much. With transformation robustness, lapnorm and the decorrelated step (the dream
+#: defaults) the top-up follows the scene far better, so it can be twice as strong; a higher lr or more steps
+#: buys strength only with flicker. Measurements: benchmarks/RESULTS.md ("Video defaults").
 VIDEO_DEFAULTS = {"octaves": 1, "steps": [2], "lr": [(0.016, 0.016)]}
 #: ``--flow none``: each frame is dreamt from scratch, so it needs full steps for the dream to show.
 VIDEO_DEFAULTS_NO_FLOW = {"octaves": 1, "steps": [3]}
@@ -277,7 +270,7 @@ OPTIONS: list[Option] = [
     Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
-    # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
+    # effects: engine/tiles.py, engine/guide.py, engine/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
     Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX",
            parent="tile"),

@@ -46,7 +46,7 @@ class DreamPlan:
     color: str
     seed: int
     device: str
-    tile: int  # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
+    tile: int  # effects: engine/tiles.py, engine/guide.py, engine/masks.py
     tile_overlap: int | None
     guide: list[str]
     guide_layer: str | None
@@ -75,7 +75,7 @@ class DreamPlan:
         """The --mask file (checked against ``output_size``), or None."""
         if not self.mask:
             return None
-        from .render.masks import open_mask
+        from .engine.masks import open_mask
 
         source = open_mask(self.mask, self.mask_feather)
         if output_size is not None:

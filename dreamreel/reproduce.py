@@ -10,11 +10,9 @@ presets themselves where their weights are present. Sizes and steps scale down w
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,18 +23,19 @@ from tqdm import tqdm
 
 from .engine import Dreamer, DreamResult, noise_image, resize
 from .errors import DreamError
-from .io.images import atomic_path, load_image, save_image, to_uint8
+from .io.images import load_image, save_image
+from .measures import cosine_distance, gradient_additivity, high_frequency_share, layer_profile, pixel_distance
 from .models import create_model, get_spec
 from .engine.objectives import parse_layer_spec
 from .options import OPTIONS
 from .plan import DreamPlan, resolve_plan
 from .presets import available, load_preset
-from .render.recorders import ActivationRecorder
+from .render.activations import ActivationRecorder
 from .render.runtime import Engine, open_device
+from .reproduce_report import contact_sheet, write_csv, write_markdown
 
 FAMILIES = {"efficientnet_lite0": "lite0-", "inception_v3": "article-", "googlenet": "article-"}
 MOTION_KEYS = {"frames", "zoom", "rotate", "shift", "first_octaves"}  # zoom presets: not stills
-HF_CUTOFF = 0.25  # cycles per pixel (Nyquist is 0.5); white noise keeps 1 - pi/16 = 0.80 of its energy above it
 NOISE_FEATURES = 3  # claim 4 compares this many features of the feature preset's layer
 ADDITIVITY_SIZE = 256  # px at scale 1, square: the gradient check needs no octaves
 FINAL_OVER_NATIVE = 460 / 299  # the article's last octave over InceptionV3's native size; art presets end there too
@@ -87,63 +86,6 @@ def article_claims() -> list[Claim]:
     ]
 
 
-# ---------------------------------------------------------------- measurements
-
-
-def high_frequency_share(image: torch.Tensor, cutoff: float = HF_CUTOFF) -> float:
-    """Share of the (mean-removed, channel-averaged) energy above ``cutoff`` cycles/pixel."""
-    y = image.detach().float().cpu()[0].mean(0)
-    y = y - y.mean()
-    power = torch.fft.fft2(y).abs() ** 2
-    fy = torch.fft.fftfreq(y.shape[0])[:, None]
-    fx = torch.fft.fftfreq(y.shape[1])[None, :]
-    total = float(power.sum())
-    if total == 0:
-        return 0.0
-    return float(power[(fy**2 + fx**2).sqrt() > cutoff].sum()) / total
-
-
-def gradient_additivity(model: torch.nn.Module, layer: str, channels: int, image: torch.Tensor,
-                        chunk: int = 32) -> tuple[float, float]:
-    """(max |F * grad(whole layer) - sum of per-feature gradients|, max |F * grad(whole layer)|), in float32.
-
-    Each feature's gradient comes from its own copy of the image in a batch (eval mode keeps
-    batch elements independent), so the sum really is a sum of separate gradients.
-    """
-    from .engine.objectives import Layer
-
-    x = image.detach().clone().requires_grad_(True)
-    whole = Layer(layer, channels)(model(x, [layer]))
-    (g_layer,) = torch.autograd.grad(whole, x)
-    g_layer = g_layer * channels
-    g_sum = torch.zeros_like(g_layer)
-    for start in range(0, channels, chunk):
-        idx = torch.arange(start, min(channels, start + chunk), device=image.device)
-        xb = image.detach().expand(len(idx), -1, -1, -1).clone().requires_grad_(True)
-        acts = model(xb, [layer])[layer]
-        value = acts[torch.arange(len(idx), device=image.device), idx].sum()
-        (g,) = torch.autograd.grad(value, xb)
-        g_sum += g.sum(0, keepdim=True)
-    return float((g_layer - g_sum).abs().max()), float(g_layer.abs().max())
-
-
-def layer_profile(model: torch.nn.Module, image: torch.Tensor, layer: str) -> torch.Tensor:
-    """Per-feature mean activation of ``layer`` on ``image`` (what the layer sees, wherever it is)."""
-    device = next(model.buffers()).device
-    with torch.no_grad():
-        acts = model(image.to(device, torch.float32), [layer])[layer]
-    return acts.float().mean(dim=(0, 2, 3)).cpu()
-
-
-def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(1 - torch.nn.functional.cosine_similarity(a, b, dim=0))
-
-
-def pixel_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean absolute difference in 0-255 units."""
-    return float((a.float().cpu() - b.float().cpu()).abs().mean() * 255)
-
-
 # ---------------------------------------------------------------- running presets
 
 
@@ -153,7 +95,7 @@ class Run:
     image: torch.Tensor  # (1,3,H,W) in [0,1], on the CPU
     start: torch.Tensor  # the start image at the output size
     result: DreamResult
-    summary: dict  # recorders.summarize
+    summary: dict  # activations.summarize
     layer: str | None
     seconds: float
 
@@ -358,74 +300,6 @@ MEASURES: dict[int, Callable[[Runner, dict, Claim], None]] = {
     1: _claim_additivity, 2: _claim_smooth_vs_jumps, 3: _claim_features_unchanged,
     4: _claim_noise_vs_photo, 5: _claim_adversarial_noise, 6: _claim_directed,
 }
-
-
-# ---------------------------------------------------------------- outputs
-
-
-def _fmt(v: float) -> str:
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e6):
-        return str(int(v))
-    return f"{v:.4g}"
-
-
-def numbers_text(numbers: dict[str, float]) -> str:
-    return "; ".join(f"{k}={_fmt(v)}" for k, v in numbers.items())
-
-
-CSV_COLUMNS = ["id", "claim", "agrees", "numbers", "criterion", "note", "presets"]
-
-
-def write_csv(path: Path, claims: Sequence[Claim]) -> None:
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    out.writerow(CSV_COLUMNS)
-    for c in claims:
-        out.writerow([c.id, c.claim, c.agrees, numbers_text(c.numbers), c.criterion, c.note, " ".join(c.presets)])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def write_markdown(path: Path, claims: Sequence[Claim], header: dict[str, str]) -> None:
-    def cell(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["# The article's claims, measured", ""]
-    lines += [f"- {k}: {v}" for k, v in header.items()]
-    lines += ["", "| # | claim (the article) | measured | criterion | agrees | note | presets |", "|---|---|---|---|---|---|---|"]
-    for c in claims:
-        lines.append("| " + " | ".join(cell(x) for x in (c.id, c.claim, numbers_text(c.numbers) or "-", c.criterion,
-                                                             c.agrees, c.note or "-", ", ".join(c.presets) or "-")) + " |")
-    lines.append("")
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
-
-
-def contact_sheet(tiles: Sequence[tuple[str, torch.Tensor]], tile: int = 192, columns: int = 6) -> np.ndarray:
-    """Labelled tiles (name under each image) in a grid; empty cells are white."""
-    import cv2
-
-    from .render import draw
-
-    cells = []
-    for name, image in tiles:
-        a = to_uint8(image)
-        h, w = a.shape[:2]
-        f = tile / max(h, w)
-        a = cv2.resize(a, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
-        canvas = np.full((tile, tile, 3), 255, np.uint8)
-        y, x = (tile - a.shape[0]) // 2, (tile - a.shape[1]) // 2
-        canvas[y:y + a.shape[0], x:x + a.shape[1]] = a
-        cells.append(draw.caption_bar(canvas, name))
-    if not cells:
-        raise DreamError("no preset outputs for the contact sheet")
-    ch, cw = cells[0].shape[:2]
-    rows = math.ceil(len(cells) / columns)
-    sheet = np.full((rows * ch, min(columns, len(cells)) * cw, 3), 255, np.uint8)
-    for i, cell_image in enumerate(cells):
-        r, c = divmod(i, columns)
-        sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = cell_image[:ch, :cw]
-    return sheet
 
 
 def sheet_presets(model: str) -> list[str]:

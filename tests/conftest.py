@@ -47,3 +47,9 @@ def coffee(data_dir):
     from dreamreel.io.images import load_image
 
     return load_image(data_dir / "coffee.png")
+
+
+@pytest.fixture(scope="session")
+def fast_flags() -> list[str]:
+    """The smallest render the CLI tests run: 48 px, one octave, one step, a fixed seed, quiet."""
+    return ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]

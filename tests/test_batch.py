@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -9,8 +10,6 @@ import pytest
 
 from dreamreel.cli.commands import main
 from dreamreel.io.readers import probe_video
-
-FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 
 
 def manifest(folder):
@@ -21,9 +20,9 @@ def mtimes(folder):
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
 
 
-def test_a_clip_and_a_still_then_resume_touches_nothing(tmp_path, data_dir, monkeypatch, capsys):
+def test_a_clip_and_a_still_then_resume_touches_nothing(fast_flags, tmp_path, data_dir, monkeypatch, capsys):
     out = tmp_path / "b"
-    args = ["batch", str(data_dir / "realshort.mp4"), str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST]
+    args = ["batch", str(data_dir / "realshort.mp4"), str(data_dir / "coffee.png"), "--out-dir", str(out), *fast_flags]
     import dreamreel.render.runtime as render  # Engine.load's create_model
 
     real, loads = render.create_model, []
@@ -48,14 +47,14 @@ def test_a_clip_and_a_still_then_resume_touches_nothing(tmp_path, data_dir, monk
     assert manifest(out)["done"] == 2
 
 
-def test_broken_inputs_fail_with_a_reason_and_the_others_finish(tmp_path, data_dir, capsys):
+def test_broken_inputs_fail_with_a_reason_and_the_others_finish(fast_flags, tmp_path, data_dir, capsys):
     (tmp_path / "broken.mp4").write_text("not a video\n")
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "out"
     inputs = [tmp_path / "broken.mp4", data_dir / "coffee.png", tmp_path / "missing.png", tmp_path / "notes.txt",
               tmp_path / "bad.png"]
-    assert main(["batch", *map(str, inputs), "--out-dir", str(out), *FAST]) == 1
+    assert main(["batch", *map(str, inputs), "--out-dir", str(out), *fast_flags]) == 1
     m = manifest(out)
     by = {os.path.basename(i["input"]): i for i in m["items"]}
     assert by["coffee.png"]["status"] == "done" and (out / "coffee.png").is_file()
@@ -70,7 +69,7 @@ def test_broken_inputs_fail_with_a_reason_and_the_others_finish(tmp_path, data_d
     assert not (out / "broken.mp4").exists()
 
 
-def test_folders_and_globs_expand_sorted_and_names_never_collide(tmp_path, data_dir, capsys):
+def test_folders_and_globs_expand_sorted_and_names_never_collide(fast_flags, tmp_path, data_dir, capsys):
     src = tmp_path / "in"
     (src / "more").mkdir(parents=True)
     rgb = iio.imread(data_dir / "chelsea.png")[::6, ::6, :3]
@@ -81,7 +80,8 @@ def test_folders_and_globs_expand_sorted_and_names_never_collide(tmp_path, data_
     iio.imwrite(src / "more" / "cat.png", rgb[..., 0].astype(np.uint16) * 257)  # 16-bit grayscale
     assert iio.imread(src / "more" / "cat.png").dtype == np.uint16
     out = tmp_path / "out"
-    assert main(["batch", str(src), str(src / "more" / "*.png"), str(src / "cat.png"), "--out-dir", str(out), *FAST]) == 0
+    assert main(["batch", str(src), str(src / "more" / "*.png"), str(src / "cat.png"), "--out-dir", str(out),
+                 *fast_flags]) == 0
     m = manifest(out)
     got = [(os.path.relpath(i["input"], src), os.path.basename(i["output"]), i["status"]) for i in m["items"]]
     assert got == [("cat.jpg", "cat.png", "done"), ("cat.png", "cat-2.png", "done"), ("odd.png", "odd.png", "done"),
@@ -90,12 +90,12 @@ def test_folders_and_globs_expand_sorted_and_names_never_collide(tmp_path, data_
     assert "skipped 1 file in" in capsys.readouterr().err and "readme.md" in m["notes"][0]
 
 
-def test_ctrl_c_keeps_finished_items_and_resume_finishes_the_rest(tmp_path, data_dir, monkeypatch, capsys):
+def test_ctrl_c_keeps_finished_items_and_resume_finishes_the_rest(fast_flags, tmp_path, data_dir, monkeypatch, capsys):
     import dreamreel.render.runtime as render
 
     out = tmp_path / "b"
     args = ["batch", str(data_dir / "coffee.png"), str(data_dir / "realshort.mp4"), "--out-dir", str(out),
-            "--end", "0.5", *FAST]
+            "--end", "0.5", *fast_flags]
     real, calls = render.run_dream, []
 
     def flaky(*a, **k):
@@ -118,10 +118,10 @@ def test_ctrl_c_keeps_finished_items_and_resume_finishes_the_rest(tmp_path, data
     assert probe_video(out / "realshort.mp4").n_frames == 16
 
 
-def test_two_worker_processes(tmp_path, data_dir):
+def test_two_worker_processes(fast_flags, tmp_path, data_dir):
     out = tmp_path / "b"
     assert main(["batch", str(data_dir / "coffee.png"), str(data_dir / "chelsea.png"), "--out-dir", str(out),
-                 "--jobs", "2", *FAST]) == 0
+                 "--jobs", "2", *fast_flags]) == 0
     m = manifest(out)
     assert [i["status"] for i in m["items"]] == ["done", "done"]
     assert (out / "coffee.png").is_file() and (out / "chelsea.png").is_file()
@@ -133,23 +133,23 @@ def test_two_worker_processes(tmp_path, data_dir):
     (["--blend", "2"], "bad value '2' for --blend"),
     (["--layer", "blok10"], "did you mean 'block10'"),
 ])
-def test_bad_arguments_are_exit_2_before_anything_is_written(extra, words, tmp_path, data_dir, capsys):
+def test_bad_arguments_are_exit_2_before_anything_is_written(fast_flags, extra, words, tmp_path, data_dir, capsys):
     out = tmp_path / "b"
-    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST, *extra]) == 2
+    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *fast_flags, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
     assert not out.exists()
 
 
-def test_nothing_usable_is_exit_2(tmp_path, capsys):
-    assert main(["batch", str(tmp_path / "nope.png"), "--out-dir", str(tmp_path / "b"), *FAST]) == 2
+def test_nothing_usable_is_exit_2(fast_flags, tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "nope.png"), "--out-dir", str(tmp_path / "b"), *fast_flags]) == 2
     assert "nothing to dream" in capsys.readouterr().err and not (tmp_path / "b").exists()
 
 
-def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path, data_dir, capsys):
+def test_dry_run_lists_the_plan_and_writes_nothing(fast_flags, tmp_path, data_dir, capsys):
     out = tmp_path / "b"
     assert main(["batch", str(data_dir / "realshort.mp4"), str(data_dir / "coffee.png"), "--out-dir", str(out),
-                 "--dry-run", *FAST]) == 0
+                 "--dry-run", *fast_flags]) == 0
     text = capsys.readouterr().out
     assert "video  " in text and "realshort.mp4  ->  " in text and "2 to dream" in text
     assert not out.exists()
@@ -173,3 +173,17 @@ def test_a_ray_worker_sweeps_item_folders_of_dead_workers_only(tmp_path, monkeyp
         (d / "in").mkdir(parents=True)
     batch_ray.sweep_stale_folders()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name])
+
+
+def test_write_batch_from_python_gives_the_cli_batch_bytes_and_manifest(fast_flags, tmp_path, data_dir, capsys):
+    import dreamreel
+
+    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(tmp_path / "cli"), *fast_flags]) == 0
+    result = dreamreel.write_batch([data_dir / "coffee.png"], tmp_path / "py", size=48, octaves=1, steps=1, seed=1)
+    assert result.counts == {"done": 1, "failed": 0, "pending": 0}
+    assert (tmp_path / "py" / "coffee.png").read_bytes() == (tmp_path / "cli" / "coffee.png").read_bytes()
+    items = json.loads(result.manifest.path.read_text())["items"]
+    assert [(i["status"], Path(i["output"]).name) for i in items] == [("done", "coffee.png")]
+    with pytest.raises(dreamreel.DreamError, match="--jobs"):  # the CLI's checks, before anything is written
+        dreamreel.write_batch([data_dir / "coffee.png"], tmp_path / "bad", jobs=0)
+    assert not (tmp_path / "bad").exists()

@@ -20,7 +20,6 @@ from dreamreel.io.readers import probe_video
 
 INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                  "from dreamreel.cli.commands import main; sys.exit(main(sys.argv[1:]))")
-FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 
 
 def moving_frames(n, h, w, step=2):
@@ -32,9 +31,9 @@ def moving_frames(n, h, w, step=2):
     return [big[20:20 + h, 20 + i * step:20 + i * step + w] for i in range(n)]
 
 
-def test_whole_clip_keeps_every_frame_the_rate_and_the_audio(tmp_path, clip, capsys):
+def test_whole_clip_keeps_every_frame_the_rate_and_the_audio(fast_flags, tmp_path, clip, capsys):
     out = tmp_path / "v.mp4"
-    assert main(["video", str(clip), "-o", str(out), "--flow", "farneback", *FAST]) == 0
+    assert main(["video", str(clip), "-o", str(out), "--flow", "farneback", *fast_flags]) == 0
     info = probe_video(out)
     assert info.n_frames == 36 and info.fps == pytest.approx(30.02, abs=0.01) and info.has_audio
     assert info.size == (48, 36)
@@ -55,10 +54,10 @@ def test_whole_clip_keeps_every_frame_the_rate_and_the_audio(tmp_path, clip, cap
     assert np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(frames, small)]) > 2.5  # it dreams
 
 
-def test_flow_none_to_a_gif_from_a_time_range(tmp_path, clip):
+def test_flow_none_to_a_gif_from_a_time_range(fast_flags, tmp_path, clip):
     out = tmp_path / "v.gif"
     assert main(["video", str(clip), "-o", str(out), "--flow", "none", "--start", "0.3", "--end", "0.6", "--every", "2",
-                 *FAST]) == 0
+                 *fast_flags]) == 0
     frames = iio.imread(out, index=None)
     assert frames.shape[0] == 5 and frames.shape[1:] == (36, 48, 3)  # frames 9..17 of 36, every 2nd
     side = json.loads((tmp_path / "v.json").read_text())
@@ -67,9 +66,9 @@ def test_flow_none_to_a_gif_from_a_time_range(tmp_path, clip):
     assert not any(r["carried"] for r in side["per_frame"])
 
 
-def test_late_start_keeps_the_audio_in_step(tmp_path, clip):
+def test_late_start_keeps_the_audio_in_step(fast_flags, tmp_path, clip):
     out = tmp_path / "late.mp4"
-    assert main(["video", str(clip), "-o", str(out), "--start", "0.6", "--every", "3", *FAST]) == 0
+    assert main(["video", str(clip), "-o", str(out), "--start", "0.6", "--every", "3", *fast_flags]) == 0
     info = probe_video(out)
     assert info.n_frames == 6 and info.has_audio and info.fps == pytest.approx(30.02 / 3, abs=0.01)
     assert info.duration == pytest.approx(0.6, abs=0.07)  # the audio was cut from 0.6 s on, to the video's length
@@ -101,10 +100,10 @@ def _frames(folder):
     return [iio.imread(p) for p in sorted(folder.glob("frame_*.png"))]
 
 
-def test_interrupted_flow_none_render_resumes_to_the_same_frames(tmp_path, clip, monkeypatch, capsys):
+def test_interrupted_flow_none_render_resumes_to_the_same_frames(fast_flags, tmp_path, clip, monkeypatch, capsys):
     import dreamreel.render.runtime as render
 
-    args = ["video", str(clip), "--flow", "none", "--end", "0.4", *FAST]
+    args = ["video", str(clip), "--flow", "none", "--end", "0.4", *fast_flags]
     real, calls = render.run_dream, []
 
     def flaky(*a, **k):
@@ -128,10 +127,10 @@ def test_interrupted_flow_none_render_resumes_to_the_same_frames(tmp_path, clip,
     assert side["resumed_at_frame"] == 4 and len(side["per_frame"]) == 13
 
 
-def test_ctrl_c_keeps_a_playable_mp4_and_resume_continues_it_with_audio(tmp_path, clip, monkeypatch):
+def test_ctrl_c_keeps_a_playable_mp4_and_resume_continues_it_with_audio(fast_flags, tmp_path, clip, monkeypatch):
     import dreamreel.render.runtime as render
 
-    args = ["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--end", "0.5", *FAST]
+    args = ["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--end", "0.5", *fast_flags]
     real, calls = render.run_dream, []
 
     def flaky(*a, **k):
@@ -171,9 +170,9 @@ def test_sigint_then_resume_equals_an_uninterrupted_flow_render(tmp_path, clip):
     assert len(a) == len(b) == 36 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_resume_of_a_finished_render_rewrites_nothing(tmp_path, clip, capsys):
+def test_resume_of_a_finished_render_rewrites_nothing(fast_flags, tmp_path, clip, capsys):
     out = tmp_path / "v.gif"
-    args = ["video", str(clip), "-o", str(out), "--end", "0.1", *FAST]
+    args = ["video", str(clip), "-o", str(out), "--end", "0.1", *fast_flags]
     assert main(args) == 0
     before = out.stat().st_mtime_ns
     assert main(args + ["--resume"]) == 0
@@ -208,8 +207,8 @@ def bad_videos(tmp_path_factory, clip):
     ("empty.mp4", "empty"), ("notes.mp4", "cannot read video"), ("cut.mp4", "cut short"),
     ("zero.mp4", "no video frames"), ("missing.mp4", "file not found"),
 ])
-def test_bad_video_is_one_line_exit_2_and_writes_nothing(name, words, bad_videos, tmp_path, capsys):
-    assert main(["video", str(bad_videos / name), "-o", str(tmp_path / "o.mp4"), *FAST]) == 2
+def test_bad_video_is_one_line_exit_2_and_writes_nothing(fast_flags, name, words, bad_videos, tmp_path, capsys):
+    assert main(["video", str(bad_videos / name), "-o", str(tmp_path / "o.mp4"), *fast_flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0] and err[0].startswith("dreamreel: error: ")
     assert list(tmp_path.iterdir()) == []
@@ -222,29 +221,29 @@ def test_bad_video_is_one_line_exit_2_and_writes_nothing(name, words, bad_videos
     (["--start", "9"], "past the end"),
     (["--every", "0"], "bad value '0' for --every"),
 ])
-def test_bad_video_options_are_one_line_exit_2(extra, words, clip, tmp_path, capsys):
-    assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), *FAST, *extra]) == 2
+def test_bad_video_options_are_one_line_exit_2(fast_flags, extra, words, clip, tmp_path, capsys):
+    assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), *fast_flags, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_image_given_as_the_video_says_so(tmp_path, data_dir, capsys):
-    assert main(["video", str(data_dir / "coffee.png"), "-o", str(tmp_path / "o.mp4"), *FAST]) == 2
+def test_an_image_given_as_the_video_says_so(fast_flags, tmp_path, data_dir, capsys):
+    assert main(["video", str(data_dir / "coffee.png"), "-o", str(tmp_path / "o.mp4"), *fast_flags]) == 2
     assert "still image, not a video" in capsys.readouterr().err
 
 
-def test_raft_without_its_weights_is_one_line_before_anything_runs(tmp_path, clip, monkeypatch, capsys):
+def test_raft_without_its_weights_is_one_line_before_anything_runs(fast_flags, tmp_path, clip, monkeypatch, capsys):
     import torch
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--flow", "raft", *FAST]) == 2
+    assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--flow", "raft", *fast_flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "raft_small" in err[0] and "farneback" in err[0]
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path, clip, monkeypatch, capsys):
+def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(fast_flags, tmp_path, clip, monkeypatch, capsys):
     import dreamreel.io.readers as video
     from dreamreel.io.readers import VideoError
 
@@ -263,7 +262,7 @@ def test_a_clip_that_stops_decoding_keeps_the_frames_before_the_damage(tmp_path,
 
     monkeypatch.setattr(video, "iter_frames", damaged)
     out = tmp_path / "v.gif"
-    assert main(["video", str(clip), "-o", str(out), *FAST]) == 0
+    assert main(["video", str(clip), "-o", str(out), *fast_flags]) == 0
     assert iio.imread(out, index=None).shape[0] == 3
     assert "decoding stopped early" in capsys.readouterr().err
     assert "decoding stopped early" in json.loads((tmp_path / "v.json").read_text())["stopped_early"]

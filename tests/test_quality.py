@@ -1,4 +1,4 @@
-"""Issue 11: transformation robustness, gradient conditioning, colour matching, and zooms that keep their look."""
+"""Transformation robustness, gradient conditioning, colour matching, and zooms that keep their look."""
 
 import numpy as np
 import pytest

@@ -23,7 +23,6 @@ from dreamreel.cli import main
 import ray  # make test installs it (the test extra)
 import psutil  # noqa: E402 - bundled with Ray (ray/thirdparty_files, on sys.path once ray is imported)
 
-FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 NAMES = ["chelsea.png", "coffee.png", "realshort.mp4"]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,13 +52,13 @@ def mtimes(folder):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, data_dir):
+def reference(fast_flags, tmp_path_factory, data_dir):
     """The same batch without Ray."""
     import torch
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ref")
-    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *FAST]) == 0
+    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *fast_flags]) == 0
     return out
 
 
@@ -90,24 +89,24 @@ def local_cluster():
         ray.shutdown()
 
 
-def test_local_cluster_gives_the_same_outputs_and_manifest_and_resume_does_nothing(local_cluster, reference,
+def test_local_cluster_gives_the_same_outputs_and_manifest_and_resume_does_nothing(fast_flags, local_cluster, reference,
                                                                                     data_dir, tmp_path):
     out = tmp_path / "b"
     t0 = time.perf_counter()
-    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *FAST, "--ray"]) == 0
+    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *fast_flags, "--ray"]) == 0
     assert time.perf_counter() - t0 < 120
     assert_same_outputs(out, reference)
     assert all(i["node"].endswith(":" + ray.get_runtime_context().get_node_id()[:8]) for i in manifest(out)["items"])
     before = mtimes(out)
-    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *FAST, "--ray", "--resume"]) == 0
+    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *fast_flags, "--ray", "--resume"]) == 0
     assert mtimes(out) == before  # nothing redone, nothing rewritten
 
 
-def test_a_failing_item_is_reported_and_the_rest_publish(local_cluster, data_dir, tmp_path):
+def test_a_failing_item_is_reported_and_the_rest_publish(fast_flags, local_cluster, data_dir, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "b"
-    assert main(["batch", str(bad), str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST, "--ray"]) == 1
+    assert main(["batch", str(bad), str(data_dir / "coffee.png"), "--out-dir", str(out), *fast_flags, "--ray"]) == 1
     by = {Path(i["input"]).name: i for i in manifest(out)["items"]}
     assert by["bad.png"]["status"] == "failed" and "cannot read" in by["bad.png"]["reason"]
     assert by["coffee.png"]["status"] == "done" and (out / "coffee.png").is_file() and not (out / "bad.png").exists()
@@ -119,25 +118,26 @@ def test_a_failing_item_is_reported_and_the_rest_publish(local_cluster, data_dir
     (["--ray", "--cpus-per-item", "1.5"], "bad value '1.5' for --cpus-per-item"),
     (["--ray=127.0.0.1:1"], "cannot connect to the Ray cluster at '127.0.0.1:1'"),  # nothing listens on port 1
 ])
-def test_bad_ray_arguments_are_one_line_and_exit_2(extra, words, data_dir, tmp_path, capsys, monkeypatch):
+def test_bad_ray_arguments_are_one_line_and_exit_2(fast_flags, extra, words, data_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "b"
-    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST, *extra]) == 2
+    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *fast_flags, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
     assert not out.exists()
 
 
-def test_ray_worker_flags_without_ray_are_one_line_and_exit_2(data_dir, tmp_path, capsys):
+def test_ray_worker_flags_without_ray_are_one_line_and_exit_2(fast_flags, data_dir, tmp_path, capsys):
     out = tmp_path / "b"
-    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *FAST, "--cpus-per-item", "2"]) == 2
+    argv = ["batch", str(data_dir / "coffee.png"), "--out-dir", str(out), *fast_flags, "--cpus-per-item", "2"]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--cpus-per-item needs --ray" in err[0]
     assert not out.exists()
 
 
-def test_ray_not_installed_is_one_line_naming_the_extra(data_dir, tmp_path, capsys, monkeypatch):
+def test_ray_not_installed_is_one_line_naming_the_extra(fast_flags, data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the package gives: ImportError
-    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(tmp_path / "b"), *FAST, "--ray"]) == 2
+    assert main(["batch", str(data_dir / "coffee.png"), "--out-dir", str(tmp_path / "b"), *fast_flags, "--ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'dreamreel[ray]'" in err[0]
 
@@ -221,7 +221,7 @@ def busy_workers():
     return found
 
 
-def test_two_nodes_a_worker_killed_mid_item_is_retried_and_each_output_published_once(two_nodes, reference,
+def test_two_nodes_a_worker_killed_mid_item_is_retried_and_each_output_published_once(fast_flags, two_nodes, reference,
                                                                                          data_dir, tmp_path):
     address, _ = two_nodes
     killed = []
@@ -241,7 +241,7 @@ def test_two_nodes_a_worker_killed_mid_item_is_retried_and_each_output_published
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     out = tmp_path / "b"
-    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *FAST, f"--ray={address}"]) == 0
+    assert main(["batch", *inputs(data_dir), "--out-dir", str(out), *fast_flags, f"--ray={address}"]) == 0
     thread.join(timeout=5)
     assert len(killed) == 1  # one worker died mid-item, and Ray ran its item again
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
@@ -250,13 +250,13 @@ def test_two_nodes_a_worker_killed_mid_item_is_retried_and_each_output_published
     assert all(n.count(":") == 1 for n in nodes)
 
 
-def test_driver_ctrl_c_leaves_a_manifest_that_resumes(two_nodes, reference, data_dir, tmp_path):
+def test_driver_ctrl_c_leaves_a_manifest_that_resumes(fast_flags, two_nodes, reference, data_dir, tmp_path):
     address, env = two_nodes
     clip2 = tmp_path / "in" / "second.mp4"
     clip2.parent.mkdir()
     shutil.copy(data_dir / "realshort.mp4", clip2)
     out = tmp_path / "b"
-    args = ["batch", *inputs(data_dir), str(clip2), "--out-dir", str(out), *FAST, f"--ray={address}"]
+    args = ["batch", *inputs(data_dir), str(clip2), "--out-dir", str(out), *fast_flags, f"--ray={address}"]
     proc = subprocess.Popen([sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); "
                              "from dreamreel.cli import main; sys.exit(main(sys.argv[1:]))", *args],
                             env=env, stderr=subprocess.PIPE, text=True)

@@ -9,7 +9,7 @@ from dreamreel.cli.commands import main
 from dreamreel.io.writer import read_frames
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.engine.objectives import layer
-from dreamreel.render.recorders import ActivationRecorder, max_step_jump, summarize
+from dreamreel.render.activations import ActivationRecorder, max_step_jump, summarize
 
 
 def test_activation_video_csv_and_summary_from_one_dream(tmp_path, data_dir):

@@ -1,4 +1,4 @@
-"""Bad input, hostile input: exit 2, one line under 200 characters, no traceback, nothing written (issue 10).
+"""Bad input, hostile input: exit 2, one line under 200 characters, no traceback, nothing written.
 
 Most cases stop at validation (--dry-run, or a check before the model loads), so they run in-process in
 milliseconds; the few real renders are tiny.

@@ -112,7 +112,7 @@ def test_a_batch_failure_is_one_short_line_naming_the_input(tmp_path, data_dir, 
 def test_a_ray_workers_temp_paths_become_the_drivers_in_a_failure():
     from pathlib import Path
 
-    from dreamreel.batch_ray import driver_paths
+    from dreamreel.batch_worker import driver_paths
     from dreamreel.errors import short_path
 
     src = Path("/tmp/dreamreel-ray-1234-abcdefgh/in/" + "c" * 60 + ".png")

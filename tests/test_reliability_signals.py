@@ -28,7 +28,6 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="r
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ZOOM = ["--size", "48", "--octaves", "1", "--steps", "1", "--first-octaves", "1", "--seed", "3", "-q"]
-FAST = ["--size", "48", "--octaves", "1", "--steps", "1", "--seed", "1", "-q"]
 SLOW = ["--size", "48", "--octaves", "1", "--steps", "4", "--seed", "1", "-q"]  # long enough to be signalled
 HOLDS = re.compile(r"(\S+) holds (\d+) of (\d+) frames|(\S+) is unchanged; the new render's (\d+) of (\d+) frames are in (\S+);")
 
@@ -146,9 +145,9 @@ def test_sigterm_during_video_keeps_frames_with_a_checkpoint(tmp_path, clip):
     assert 1 <= n < 36
 
 
-def test_double_ctrl_c_during_video_keeps_the_finished_output_and_resume_completes(tmp_path, clip, capsys):
+def test_double_ctrl_c_during_video_keeps_the_finished_output_and_resume_completes(fast_flags, tmp_path, clip, capsys):
     out = tmp_path / "v"
-    assert main(["video", str(clip), "-o", str(out) + "/", "--end", "0.2", *FAST]) == 0  # 6 finished frames
+    assert main(["video", str(clip), "-o", str(out) + "/", "--end", "0.2", *fast_flags]) == 0  # 6 finished frames
     old = {p.name: p.read_bytes() for p in out.iterdir()}
     old_side = (tmp_path / "v.json").read_bytes()
 
@@ -275,7 +274,7 @@ def refresh_clip(tmp_path_factory, clip):
     return path
 
 
-def test_start_gives_the_frames_decoding_from_the_beginning_gives(refresh_clip, tmp_path):
+def test_start_gives_the_frames_decoding_from_the_beginning_gives(fast_flags, refresh_clip, tmp_path):
     full = list(iter_frames(refresh_clip))
     assert len(full) == probe_video(refresh_clip).n_frames == 91
     seeked = imageio_ffmpeg.read_frames(str(refresh_clip), input_params=["-ss", "2.2"])  # what a seek gives
@@ -288,11 +287,11 @@ def test_start_gives_the_frames_decoding_from_the_beginning_gives(refresh_clip, 
 
     out = tmp_path / "v"
     assert main(["video", str(refresh_clip), "-o", str(out) + "/", "--start", "2.2", "--end", "2.4",
-                 "--flow", "none", *FAST]) == 0
+                 "--flow", "none", *fast_flags]) == 0
     assert len(list(out.glob("frame_*.png"))) == 6
 
 
-def test_decoder_errors_in_the_kept_frames_are_a_failure_not_a_success(clip, tmp_path, capsys):
+def test_decoder_errors_in_the_kept_frames_are_a_failure_not_a_success(fast_flags, clip, tmp_path, capsys):
     data = bytearray(clip.read_bytes())
     rng = np.random.default_rng(0)
     for off in (20000, 50000):  # inside video packets of the first second
@@ -303,7 +302,7 @@ def test_decoder_errors_in_the_kept_frames_are_a_failure_not_a_success(clip, tmp
         list(iter_frames(damaged, start=0.9))
 
     out = tmp_path / "v.mp4"
-    assert main(["video", str(damaged), "-o", str(out), "--start", "0.9", *FAST]) == 2
+    assert main(["video", str(damaged), "-o", str(out), "--start", "0.9", *fast_flags]) == 2
     line = _one_line(capsys.readouterr().err)
     assert "decoding errors" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4"]
@@ -351,3 +350,14 @@ def test_a_tampered_colour_reference_in_the_checkpoint_is_refused(tmp_path, monk
         state["color_reference"] = bad
         state_file.write_text(json.dumps(state))
         assert "colour statistics" in _refused(args, capsys)
+
+
+def test_a_ctrl_c_after_the_report_is_ignored_through_the_interpreter_shutdown():
+    """The finalising interpreter puts Python-level handlers back to the default (terminate): a late Ctrl-C would
+    kill the process after its report. Once the CLI is exiting the signals are ignored outright."""
+    code = ("import os, signal, sys, time; from dreamreel import interrupts; interrupts.install(); "
+            "interrupts.exiting(); print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is signal.SIG_IGN); os.kill(os.getpid(), signal.SIGINT); "
+            "time.sleep(0.05); sys.exit(130)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert (done.returncode, done.stdout.split(), done.stderr) == (130, ["True", "True"], "")

@@ -7,14 +7,9 @@ import torch
 
 from dreamreel.cli.reproduce import add_parser
 from dreamreel.errors import DreamError
-from dreamreel.reproduce import (
-    CSV_COLUMNS,
-    article_claims,
-    gradient_additivity,
-    high_frequency_share,
-    reproduce,
-    sheet_presets,
-)
+from dreamreel.measures import gradient_additivity, high_frequency_share
+from dreamreel.reproduce import article_claims, reproduce, sheet_presets
+from dreamreel.reproduce_report import CSV_COLUMNS
 
 
 def _numbers(text):

@@ -10,8 +10,6 @@ from dreamreel.io.writer import read_frames
 from dreamreel.render.segments import seam_report, split
 from dreamreel.io.readers import iter_frames, probe_video
 
-FAST = ["--size", "48", "--steps", "1", "--seed", "1", "-q"]
-
 
 def test_split_covers_every_frame_once_and_caps_the_overlap():
     assert split(36, 3, 4) == [(0, 0, 12), (8, 12, 24), (20, 24, 36)]
@@ -40,33 +38,32 @@ def check_output(out, data_dir, segments=3):
     return side
 
 
-def test_three_segments_make_one_clip_with_its_audio_and_no_pop(tmp_path, data_dir, capsys):
+def test_three_segments_make_one_clip_with_its_audio_and_no_pop(fast_flags, tmp_path, data_dir, capsys):
     out = tmp_path / "v.mp4"
     assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), "--segments", "3",
-                 "--segment-overlap", "4", *FAST]) == 0
+                 "--segment-overlap", "4", *fast_flags]) == 0
     side = check_output(out, data_dir)
     assert [s["dreamt_from"] for s in side["segments"]] == [0, 8, 20]
     assert "36 frames" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json", "v.mp4"]
     # segment 0 is dreamt by the clip's own frame loop: frame for frame what an unsegmented render dreams
     plain = tmp_path / "plain" / "p.mp4"
-    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(plain), "--end", "0.4", *FAST]) == 0
+    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(plain), "--end", "0.4", *fast_flags]) == 0
     whole = json.loads(plain.with_suffix(".json").read_text())["per_frame"]
     assert len(whole) >= 12
     assert [r["objective_end"] for r in side["per_frame"][:12]] == [r["objective_end"] for r in whole[:12]]
     assert side["per_frame"][12]["objective_end"] != whole[12]["objective_end"]  # segment 1 dreams its own
 
 
-def test_segments_on_a_local_ray_cluster(tmp_path, data_dir):
+def test_segments_on_a_local_ray_cluster(fast_flags, tmp_path, data_dir):
     import os
 
-    import ray
-
+    ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         out = tmp_path / "v.mp4"
-        assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), "--segments", "3", *FAST,
+        assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), "--segments", "3", *fast_flags,
                      "--ray"]) == 0
     finally:
         ray.shutdown()
@@ -79,9 +76,9 @@ def test_segments_on_a_local_ray_cluster(tmp_path, data_dir):
     (["--segment-overlap", "2"], "--segment-overlap needs --segments N"),
     (["--segments", "2", "--resume"], "--resume does not continue a --segments render"),
 ])
-def test_bad_segment_arguments_are_one_line_exit_2(extra, words, tmp_path, data_dir, capsys):
+def test_bad_segment_arguments_are_one_line_exit_2(fast_flags, extra, words, tmp_path, data_dir, capsys):
     out = tmp_path / "v.mp4"
-    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), *FAST, *extra]) == 2
+    assert main(["video", str(data_dir / "realshort.mp4"), "-o", str(out), *fast_flags, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0] and not out.exists()
 

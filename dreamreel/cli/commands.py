@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import __version__, interrupts
 from ..errors import MAX_LINE, DreamError
+from ..outcome import Outcome, outcome_of
 from .flags import add_options, given, with_negative_values
 
 
@@ -34,12 +35,6 @@ def _check_outputs(p, output: Path) -> None:
     from ..api import check_files
 
     check_files(p, output)
-
-
-def _notes(recorders) -> None:
-    for r in recorders:
-        if getattr(r, "note", None):
-            print(f"dreamreel: interrupted: {r.note}", file=sys.stderr)
 
 
 def cmd_dream(args) -> int:
@@ -248,11 +243,11 @@ def build_parser() -> Parser:
 
 
 def _partial_line(exc) -> str | None:
-    part = getattr(exc, "partial", None)
+    part = outcome.partial if (outcome := outcome_of(exc)) is not None else None
     if part is None:
         return None
     if isinstance(exc, KeyboardInterrupt):
-        word = "terminated" if isinstance(exc, interrupts.Terminated) else "interrupted"
+        word = "terminated" if interrupts.terminated(exc) else "interrupted"
         if part.note:
             return f"dreamreel: {word}: {part.note}"
         if not part.frames:
@@ -343,19 +338,21 @@ def _dispatch(args) -> int:
         print(_error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        for note in getattr(exc, "recorder_notes", ()):
+        outcome = outcome_of(exc) or Outcome()
+        for note in outcome.notes:
             print(f"dreamreel: interrupted: {note}", file=sys.stderr)
-        line = _partial_line(exc)
+        line = _partial_line(exc) or (f"dreamreel: {outcome.summary}" if outcome.summary else None)
         if line:
             print(line, file=sys.stderr)
-        elif not getattr(exc, "reported", False):
-            print("dreamreel: terminated" if isinstance(exc, interrupts.Terminated) else "dreamreel: interrupted",
+        else:
+            print("dreamreel: terminated" if interrupts.terminated(exc) else "dreamreel: interrupted",
                   file=sys.stderr)
         return interrupts.exit_code(exc)
     except OSError as exc:
         from ..errors import os_error_message
 
-        part = getattr(exc, "partial", None)
+        outcome = outcome_of(exc)
+        part = outcome.partial if outcome is not None else None
         if part is not None and part.frames and (line := _partial_line(exc)):  # what is kept to --resume from
             print(line, file=sys.stderr)
         print(_one_line(f"dreamreel: error: {os_error_message(exc)}"), file=sys.stderr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .strips import down, is_narrow, rms, strip_rows, strips, up_rows
 from ..options import COLOR_MODES  # the option table owns the choices
 
 #: lucid's square root of ImageNet's colour correlation matrix (columns: luminance-like, then two chroma axes).
@@ -98,6 +99,39 @@ def lapnorm(grad: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> torch.Ten
         return grad
     bands = laplacian_split(grad, levels)
     return laplacian_merge([b / (b.pow(2).mean().sqrt() + eps) for b in bands])
+
+
+def lapnorm_(t: torch.Tensor, levels: int, eps: float = 1e-8) -> torch.Tensor:
+    """``lapnorm``, in place: computed into ``t`` itself (``levels`` > 1) strip by strip, with only a quarter-size copy.
+
+    lapnorm(t) = band0 / rms(band0) + up(L'(down t)), band0 = t - up(down t), where L' is the same normalised
+    merge one level coarser (the coarsest band, the residual, normalised too); so ``t`` becomes band0 in place,
+    is scaled, and gets the upsampled coarser levels added, strip by strip. Equal up to rounding.
+    A bfloat16 ``t`` (the tiled gradient buffer on the CPU) is computed in float32 strips and rounded twice (band0,
+    then the result); its coarser levels are float32 (``down``).
+    """
+    h, w = t.shape[-2:]
+    rows = strip_rows(t.shape)
+    if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
+        if not is_narrow(t):
+            return t.div_(rms(t) + eps)
+        n = rms(t) + eps
+        for a, b in strips(h, rows):
+            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n))
+        return t
+    low = down(t)
+    for a, b in strips(h, rows):
+        t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))  # computed in float32 (type promotion), rounded once
+    n = rms(t) + eps
+    if not is_narrow(t):
+        t.div_(n)
+    lapnorm_(low, levels - 1, eps)
+    for a, b in strips(h, rows):
+        if is_narrow(t):
+            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n).add_(up_rows(low, a, b, (w, h))))
+        else:
+            t[..., a:b, :].add_(up_rows(low, a, b, (w, h)))
+    return t
 
 
 def condition_gradient(grad: torch.Tensor, *, lapnorm_levels: int = 0, color: str = "rgb") -> torch.Tensor:

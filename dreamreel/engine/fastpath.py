@@ -3,14 +3,14 @@
 The engine asks here once per ``Dreamer``; nothing in the step loop branches on the machine.
 
 - **Memory format.** channels-last on every device: forward plus input-gradient to the dreamed
-  layer is 1.2-1.5x faster on the CPU too (oneDNN picks NHWC kernels), as much again on CUDA.
+  layer is faster on the CPU too (oneDNN picks NHWC kernels), and on CUDA.
 - **Precision.** bf16 autocast on CUDA, and on CPUs with AMX tiles (Intel Sapphire Rapids and later),
-  where oneDNN runs bf16 convolutions on the matrix units: googlenet->inception4c at 600x400 went
-  from 0.27 s to 0.09 s per step on 2 cores (benchmarks/RESULTS.md). Elsewhere fp32: without AMX,
+  where oneDNN runs bf16 convolutions on the matrix units (speed-ups in benchmarks/RESULTS.md). Elsewhere fp32:
+  without AMX,
   bf16 on the CPU is emulated and slower. The image, its gradient and the update stay fp32;
   only the network runs in bf16.
 - **Not yet here**: CUDA graphs / torch.compile per octave shape (no GPU to build and measure them
-  on; on the CPU torch.compile measured 0.75x).
+  on; on the CPU torch.compile was slower).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def choose(device_type: str, precision: str = "auto", channels_last: bool | None
     """The fast path for ``device_type`` ("cpu", "cuda", "mps"): pure, so it is unit-tested on any machine.
 
     ``precision`` "auto" is bf16 on CUDA, and on AMX CPUs for networks without grouped (depthwise)
-    convolutions: EfficientNet-Lite0's depthwise convs made its bf16 step slower than fp32 here
-    (0.20 s against 0.19 s at 512x341), while GoogLeNet and InceptionV3 ran 2.7x faster. fp32 elsewhere.
+    convolutions: EfficientNet-Lite0's depthwise convs make its bf16 step slower than fp32 (benchmarks/RESULTS.md).
+    fp32 elsewhere.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")

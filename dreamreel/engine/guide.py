@@ -1,4 +1,4 @@
-"""Guided dreams (issue 14): pull the dream's layer activations toward a guide image's.
+"""Guided dreams: pull the dream's layer activations toward a guide image's.
 
 The guided dream: at every position i of the layer, the guide's feature vector g_j nearest to the dream's
 x_i is where x_i should go, so the objective (maximised, like every objective) is
@@ -6,9 +6,8 @@ x_i is where x_i should go, so the objective (maximised, like every objective) i
     - sum_i |x_i - g_{j*(i)}|^2 / (2 C),    j*(i) = argmin_j |x_i - g_j|   (the choice is not differentiated)
 
 Its gradient is sum_i (g_{j*} - x_i) / C: each position moves toward its nearest guide feature. The
-classic notebook's dot product x_i . g_{j*} (argmax of the dot product) mostly grows |x_i| instead: on
-chelsea.png guided by coffee.png at the default dream it rose 8% while the cosine match below fell
-0.381 -> 0.346. A ``Guide`` is an ``Objective``: it adds and scales like the others
+classic notebook's dot product x_i . g_{j*} (argmax of the dot product) mostly grows |x_i| instead, and the
+cosine match below falls (benchmarks/RESULTS.md, "Guides"). A ``Guide`` is an ``Objective``: it adds and scales like the others
 (``layer("block10") + 0.5 * guide("coffee.png", "block10")``). The guide's features are computed once,
 by the ``Dreamer`` that runs it (``prepare``), from the guide image with its longer side at
 ``GUIDE_SIZE`` (or smaller: never upscaled).
@@ -55,14 +54,14 @@ class Guide(Objective):
 
     def prepare(self, dreamer) -> None:
         """Compute the guide's features with ``dreamer``'s model (called by ``Dreamer.__init__``)."""
-        from .octaves import resize
+        from .filters import resize
 
         image = self.image if isinstance(self.image, torch.Tensor) else load_guide(self.image)
         h, w = image.shape[-2:]
         f = min(1.0, self.size / max(h, w))
         image = resize(image, (max(1, round(w * f)), max(1, round(h * f))))
-        with torch.no_grad(), dreamer._autocast():
-            acts = dreamer.model(dreamer._prepare(image), [self.layer])
+        with torch.no_grad(), dreamer.autocast():
+            acts = dreamer.model(dreamer.prepare(image), [self.layer])
         z = acts[self.layer][0].float()
         self.features = z.reshape(z.shape[0], -1).contiguous()
         self.scale = 1.0 / (2 * z.shape[0])  # per position and feature, like a layer's 1/C

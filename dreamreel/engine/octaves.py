@@ -13,16 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from . import fastpath, tiles
-from .conditioning import condition_gradient
+from . import fastpath
+from .filters import Size
 from .objectives import Objective
-from .tiles import blur_padded, blur_radius
 from .transforms import Warp, standard_transforms
-
-Size = tuple[int, int]  # (width, height)
-
+from .update import update_rule
 
 @dataclass(frozen=True)
 class Octave:
@@ -56,7 +52,7 @@ class DreamSettings:
     color: str = "rgb"  # the step's colour space: rgb, decorrelated (damps chroma fringes) or luminance (no colour change)
     tile: int = 0  # >0: the gradient is computed tile by tile (tiles.tiled_gradient), memory bounded by the tile
     tile_overlap: int = 0
-    mask: object = None  # a render.masks.Mask: dream only where it says (per-step blend; exact outside)
+    mask: object = None  # an engine.masks.Mask: dream only where it says (per-step blend; exact outside)
 
     @property
     def robust(self) -> bool:
@@ -121,27 +117,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def resize(image: torch.Tensor, size: Size) -> torch.Tensor:
-    w, h = size
-    if image.shape[-2:] == (h, w):
-        return image
-    shrinking = h < image.shape[-2] or w < image.shape[-1]
-    return F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False, antialias=shrinking).clamp(0, 1)
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur, reflect-padded; the article's smoothness prior N.
-
-    Small kernels (radius <= 3, the usual dream sigmas) are weighted sums of shifted views, about
-    2.5x faster on the CPU than a convolution; larger ones fold channels into the batch and convolve.
-    """
-    if sigma <= 0:
-        return image
-    h, w = image.shape[-2:]
-    radius = blur_radius(h, w, sigma)
-    return blur_padded(image, sigma, radius, radius, radius)
-
-
 def noise_image(size: Size, generator: torch.Generator | None = None) -> torch.Tensor:
     """The article's starting noise: uniform(0,1)/10 + 0.5."""
     w, h = size
@@ -172,8 +147,7 @@ class Dreamer:
         self.objective = objective
         self.layers = sorted(objective.layers)
         self.cuda = self.device.type == "cuda"
-        # precision and memory format for this device: see fastpath.py (channels-last and
-        # bf16 on AMX CPUs measured 3x faster than contiguous fp32 on the CPU too)
+        # precision and memory format for this device: see fastpath.py
         self.path = fastpath.choose(self.device.type, precision, channels_last,
                                     grouped_convs=fastpath.has_grouped_convs(self.model))
         if self.path.channels_last:
@@ -183,17 +157,17 @@ class Dreamer:
             if hasattr(term, "prepare"):
                 term.prepare(self)
 
-    def _autocast(self):
+    def autocast(self):
         return self.path.autocast()
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, torch.float32, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.path.channels_last else x
 
     def evaluate(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Objective value and activations at ``image``, without gradients."""
-        with torch.no_grad(), self._autocast():
-            acts = self.model(self._prepare(image), self.layers)
+        with torch.no_grad(), self.autocast():
+            acts = self.model(self.prepare(image), self.layers)
             return self._value(acts).float(), acts
 
     def _value(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -205,11 +179,11 @@ class Dreamer:
 
     def gradient(self, image: torch.Tensor, shift: tuple[int, int] = (0, 0), warp: Warp | None = None):
         """Gradient of the objective w.r.t. ``image`` (jittered by ``shift``, or seen through ``warp``), its value and the activations."""
-        x = self._prepare(image.detach()).requires_grad_(True)
+        x = self.prepare(image.detach()).requires_grad_(True)
         xin = torch.roll(x, shift, dims=(2, 3)) if shift != (0, 0) else x
         if warp is not None:
             xin = warp.apply(xin)
-        with self._autocast():
+        with self.autocast():
             acts = self.model(xin, self.layers)
             value = self._value(acts)
         # a batch's images are independent (eval mode), so the sum's gradient is each image's own gradient
@@ -243,15 +217,8 @@ class Dreamer:
         with its own objective and step size: the same as B single dreams with the same generator (see
         ``dream_batch``). Callbacks see the whole batch.
         """
-        tiled = bool(settings.tile)
-        if tiled:  # memory-lean (tiles.lean_update): the source as given (uint8 stays uint8), x updated in place
-            source = image if image.device == self.device else image.to(self.device)
-            x = tiles.source_at(source, settings.octaves[0].size, self.device, self.path.channels_last)
-        else:
-            if image.dtype == torch.uint8:
-                image = image.float().div_(255)
-            source = self._prepare(image.clamp(0, 1))
-            x = resize(source, settings.octaves[0].size)
+        rule = update_rule(self, settings)  # the layout (dense or tiled): update.py
+        source, x = rule.start(image, settings.octaves[0].size)
         total = sum(o.steps for o in settings.octaves)
         n_oct = len(settings.octaves)
         g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -261,24 +228,8 @@ class Dreamer:
         base = x  # each octave's starting image: the dreamt detail is measured against it
         view = standard_transforms(settings.jitter, settings.scale, settings.rotate, 0) if settings.robust else None
         for o_index, octave in enumerate(settings.octaves):
-            if o_index > 0 and tiled:
-                if settings.carry == "detail":  # the detail in place of the image, then the source added to it
-                    x, base = x.sub_(base), None
-                    x = tiles.add_source(F.interpolate(x, size=octave.size[::-1], mode="bilinear", align_corners=False,
-                                                       antialias=octave.size[1] < x.shape[-2] or octave.size[0] < x.shape[-1]),
-                                         source)
-                else:
-                    x = resize(x, octave.size)
-            elif o_index > 0:
-                if settings.carry == "detail":
-                    detail = resize(x, octave.size) - resize(base, octave.size)
-                    x = (resize(source, octave.size) + detail).clamp(0, 1)
-                else:
-                    x = resize(x, octave.size)
-            base = x
-            if tiled:  # updated in place: the octave's start is kept (as a copy) only where the carry needs it
-                base = x.clone() if settings.carry == "detail" and o_index < n_oct - 1 else None
-            x = self._prepare(x)
+            last = o_index == n_oct - 1
+            x, base = rule.begin_octave(x, base, source, octave.size, o_index == 0, last)
             mask = settings.mask.at(octave.size, self.device) if settings.mask is not None else None  # (1,1,h,w)
             values = []
             for i in range(octave.steps):
@@ -288,27 +239,9 @@ class Dreamer:
                 elif settings.jitter > 0:
                     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=g).tolist()
                     shift = (dy, dx)
-                if tiled:  # the same step, strip by strip and in place (tiles.py): memory follows the tile
-                    grad, value, acts = tiles.tiled_gradient(self, x, shift, settings.tile, settings.tile_overlap, g, warp,
-                                                             tiles.grad_dtype(x.device))
-                    before = x.clone() if callback is not None else x
-                    blur = octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0
-                    tiles.lean_update(x, grad, octave.lr_at(i), octave.sigma_at(i) if blur else 0.0, settings, mask)
-                    grad = None  # freed before the next step's gradient is accumulated
-                else:
-                    grad, value, acts = self.gradient(x, shift, warp)
-                    if settings.lapnorm > 1 or settings.color != "rgb":
-                        grad = condition_gradient(grad, lapnorm_levels=settings.lapnorm, color=settings.color)
-                    before = x
-                    if settings.normalize == "mean-abs":  # x + lr * g / mean|g| per image, fused, without a host sync
-                        x = torch.addcmul(x, grad, octave.lr_at(i) / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8))
-                    else:
-                        x = x + octave.lr_at(i) * grad
-                    if octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0:
-                        x = gaussian_blur(x, octave.sigma_at(i))
-                    x = x.clamp(0, 1)
-                    if mask is not None:  # the update (and blur) only where the mask says, scaled by it
-                        x = torch.lerp(before, x, mask)
+                blur = octave.sigma != (0.0, 0.0) and (i + 1) % settings.smooth_every == 0
+                before, x, value, acts = rule.step(x, shift, warp, g, octave.lr_at(i), octave.sigma_at(i) if blur else 0.0,
+                                                   mask, callback is not None)
                 values.append(value)
                 if prob_start is None and self._targets:
                     prob_start = self.target_probability(acts)
@@ -317,36 +250,35 @@ class Dreamer:
                 done += 1
                 if progress is not None:
                     progress(1)
-            if mask is not None and o_index == n_oct - 1 and tiled:
-                tiles.restore_outside(x, mask, source)
-            elif mask is not None and o_index == n_oct - 1:  # outside the mask: exactly the source (no octave bleed)
-                x = torch.where(mask > 0, x, resize(source, octave.size))
-            if (not values or (evaluate_end and o_index == n_oct - 1)) and tiled:
-                end_value, end_acts = tiles.tiled_evaluate(self, x, settings.tile, settings.tile_overlap)
-            elif not values or (evaluate_end and o_index == n_oct - 1):
-                end_value, end_acts = self.evaluate(x)
+            if mask is not None and last:
+                x = rule.finish(x, mask, source, octave.size)
+            if not values or (evaluate_end and last):
+                end_value, end_acts = rule.evaluate(x)
             else:
                 end_value, end_acts = values[-1], acts
-            if o_index == n_oct - 1 and self._targets:
+            if last and self._targets:
                 prob_end = self.target_probability(end_acts)
-            start_value = values[0] if values else end_value
-            records.append((octave.size, octave.steps, start_value, end_value))
-        # One host sync for all the numbers, after the loop.
-        batch = x.shape[0]
-        numbers = torch.stack([torch.stack([s, e]).reshape(2, batch) for _, _, s, e in records]).cpu() if records else None
-        probs = torch.stack([prob_start, prob_end]).reshape(2, batch).cpu() if prob_start is not None and prob_end is not None else None
-        items = []
-        for b in range(batch):
-            reports = [OctaveReport(size, n, float(numbers[k, 0, b]), float(numbers[k, 1, b]))
-                       for k, (size, n, _, _) in enumerate(records)]
-            tp = (float(probs[0, b]), float(probs[1, b])) if probs is not None else None
-            items.append(DreamResult(image=x[b : b + 1].detach(), octaves=reports, target_probability=tp))
-        if batch == 1:
-            return items[0]
-        return DreamResult(image=x.detach(), octaves=items[0].octaves, target_probability=items[0].target_probability,
-                           items=items)
+            records.append((octave.size, octave.steps, values[0] if values else end_value, end_value))
+        return _results(x, records, prob_start, prob_end)
 
     def dream_batch(self, images: torch.Tensor, settings: DreamSettings, **kw) -> list[DreamResult]:
         """Dream B independent images (B,3,H,W) in one pass per step; one result per image."""
         result = self.dream(images, settings, **kw)
         return result.items or [result]
+
+
+def _results(x: torch.Tensor, records: list, prob_start, prob_end) -> DreamResult:
+    """The dream's result (a batch's: one item per image), with one host sync for all the numbers."""
+    batch = x.shape[0]
+    numbers = torch.stack([torch.stack([s, e]).reshape(2, batch) for _, _, s, e in records]).cpu() if records else None
+    probs = torch.stack([prob_start, prob_end]).reshape(2, batch).cpu() if prob_start is not None and prob_end is not None else None
+    items = []
+    for b in range(batch):
+        reports = [OctaveReport(size, n, float(numbers[k, 0, b]), float(numbers[k, 1, b]))
+                   for k, (size, n, _, _) in enumerate(records)]
+        tp = (float(probs[0, b]), float(probs[1, b])) if probs is not None else None
+        items.append(DreamResult(image=x[b : b + 1].detach(), octaves=reports, target_probability=tp))
+    if batch == 1:
+        return items[0]
+    return DreamResult(image=x.detach(), octaves=items[0].octaves, target_probability=items[0].target_probability,
+                       items=items)

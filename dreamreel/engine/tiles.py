@@ -1,4 +1,4 @@
-"""Tiles for huge images (issue 14): the gradient computed tile by tile, so memory follows the tile size.
+"""Tiles for huge images: the gradient computed tile by tile, so memory follows the tile size.
 
 Each step lays a grid of ``tile`` x ``tile`` tiles over the image, neighbours overlapping by ``overlap``
 pixels, shifted by a random offset (drawn from the dream's generator) so that tile borders fall somewhere
@@ -9,13 +9,7 @@ sees one tile: its activation memory is that of a ``tile``-sized dream whatever 
 What still grows with the image: the image ``x`` (float32), its gradient (bfloat16 on the CPU, float32 on
 CUDA: ``grad_dtype``), the source (an 8-bit still's stays uint8, from the CLI too) and strip-sized scratch: the
 rest of the step (lapnorm, colour, mean|g|, update, blur, clamp, mask, octave carry) runs strip by strip and in
-place (``lean_update`` below), in float32. benchmarks/tiles.py, --tile 512, 1 octave, 1 step, 2-core x86_64
-CPU, torch 2.14.1, peak RSS (VmHWM): the CLI still (8-bit PNG, the dream defaults) 2K 949 MB, 4K 1085 MB,
-8K 1564 MB (1.65x 2K; 2.04x with a float32 gradient and the CLI's float32 copy of the source, 3.76x before the
-strips, measured on the engine); the engine API with a float32 image held by the caller 2K 928, 4K 1084,
-8K 1811 MB (1.95x; 2.14x with a float32 gradient). At 8K the CLI's image, gradient and source are ~670 MB
-of it (the API's ~950 MB: the caller's float32 image and ``x``, 380 MB each); the model's tile work ~300 MB
-at every size.
+place (``update.TiledRule``, ``strips.py``), in float32. Peak memory at 2K, 4K and 8K: benchmarks/RESULTS.md ("Tiles").
 
 The jitter of a step rolls each tile (as it rolls the whole image untiled). The objective's value is the
 sum over tiles (layer and feature terms add up over positions; a target's logit is summed over tiles, and
@@ -24,10 +18,8 @@ no whole-image class probability is reported).
 
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import DreamError
 
@@ -128,40 +120,6 @@ def tiled_gradient(dreamer, x: torch.Tensor, shift: tuple[int, int], tile: int, 
     return grad, value, {}
 
 
-def blur_radius(h: int, w: int, sigma: float) -> int:
-    return max(1, min(int(math.ceil(3 * sigma)), h - 1, w - 1))
-
-
-def blur_padded(image: torch.Tensor, sigma: float, radius: int, top: int, bottom: int) -> torch.Tensor:
-    """``gaussian_blur``'s work on rows that bring ``radius - top`` (``radius - bottom``) real rows above (below)
-    the ones blurred: ``top``/``bottom`` rows are reflect-padded there (the image's own edge); the output has
-    the rows between. With ``top = bottom = radius`` it is ``gaussian_blur`` (tiles.lean_update blurs strips)."""
-    rh = image.shape[-2] + top + bottom
-    h, w = rh - 2 * radius, image.shape[-1]
-    if radius <= 3:
-        # The weights are Python floats (no device tensor, no copy to the device): each tap is one fused
-        # in-place multiply-add, 2.8x faster than a multiply and an add per tap (256 px, channels-last).
-        taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
-        total = sum(taps)
-        taps = [t / total for t in taps]
-        padded = F.pad(image, (radius, radius, top, bottom), mode="reflect")
-        rows = padded[..., :, 0:w] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            rows.add_(padded[..., :, i : i + w], alpha=taps[i])
-        out = rows[..., 0:h, :] * taps[0]
-        for i in range(1, 2 * radius + 1):
-            out.add_(rows[..., i : i + h, :], alpha=taps[i])
-        return out
-    # Built on the device: a host-to-device copy from pageable memory could stall the step loop.
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    out = F.pad(image.reshape(-1, 1, image.shape[-2], w), (radius, radius, top, bottom), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1))
-    out = F.conv2d(out, k.view(1, 1, -1, 1))
-    return out.reshape(*image.shape[:-2], h, w)
-
-
 _LIBC = None
 
 
@@ -169,8 +127,8 @@ def release_heap() -> None:
     """Give the tiles' freed scratch back to the OS (glibc ``malloc_trim``; elsewhere nothing).
 
     The model's per-tile activations are freed into malloc's heap, which keeps them resident; the strip
-    scratch of the update that follows has other sizes and would add to them. Measured (4K still, 1 step):
-    RSS 1179 -> 876 MB by the trim after the gradient, which makes the gradient, not the update, the peak.
+    scratch of the update that follows has other sizes and would add to them; the trim after the gradient makes
+    the gradient, not the update, the peak (benchmarks/RESULTS.md, "Tiles").
     """
     global _LIBC
     if _LIBC is None:
@@ -196,237 +154,3 @@ def tiled_evaluate(dreamer, x: torch.Tensor, tile: int, overlap: int):
             v, _ = dreamer.evaluate(x[..., y0 : y0 + tile, x0 : x0 + tile])
             value = value + v
     return value, {}
-
-
-# ---------------------------------------------------------------- the memory-lean tiled step
-#
-# A tiled dream's step works on the image strip by strip, so that besides the image ``x`` and its gradient
-# only strip-sized scratch exists (benchmarks/tiles.py measures it). The strips are bands of whole rows: every
-# operation of the step is per pixel, or (lapnorm's upsampling, the Gaussian blur) needs a few rows around it.
-
-STRIP_ELEMENTS = 1 << 18  # elements per channel of one strip's scratch (1 MiB float32): 34 rows at 8K
-
-
-def strip_rows(shape, halo: int = 0) -> int:
-    n, c, _, w = shape
-    return max(2 * halo + 1, 16, STRIP_ELEMENTS // max(1, n * w))
-
-
-def strips(h: int, rows: int):
-    for a in range(0, h, rows):
-        yield a, min(h, a + rows)
-
-
-def float_rows(source: torch.Tensor, a: int, b: int, device) -> torch.Tensor:
-    """Rows [a, b) of a source (uint8, or float) as float32 in [0, 1] on ``device``; never a view of ``source``."""
-    s = source[..., a:b, :].to(device, non_blocking=True)
-    if s.dtype == torch.uint8:
-        return s.float().div_(255)  # bit-identical to io.images' float32(u8) / 255
-    return s.float().clamp(0, 1)
-
-
-def up_rows(low: torch.Tensor, a: int, b: int, size: tuple[int, int]) -> torch.Tensor:
-    """Rows [a, b) of ``F.interpolate(low, (h, w), bilinear, align_corners=False)`` from the rows of ``low`` they need.
-
-    Separable: the width is interpolated on those rows (the height's scale is 1 there: exact), then each output
-    row is the lerp of two of them, with PyTorch's source-index rule; equal to the whole-image call up to rounding.
-    Indices and weights are made on the device (no host sync).
-    """
-    w, h = size
-    hl = low.shape[-2]
-    scale = hl / h
-    r0 = max(0, math.floor((a + 0.5) * scale - 0.5) - 1)
-    r1 = min(hl, math.floor((b - 0.5) * scale - 0.5) + 3)
-    wide = F.interpolate(low[..., r0:r1, :].float(), size=(r1 - r0, w), mode="bilinear", align_corners=False)
-    y = torch.arange(a, b, device=low.device, dtype=torch.float32)
-    src = ((y + 0.5) * scale - 0.5).clamp_(min=0)
-    y0 = src.floor()
-    i0 = y0.long().clamp_(max=hl - 1)
-    i1 = (i0 + 1).clamp_(max=hl - 1)
-    return torch.lerp(wide.index_select(2, i0 - r0), wide.index_select(2, i1 - r0), (src - y0).view(1, 1, -1, 1))
-
-
-def _to_device(t: torch.Tensor, device) -> torch.Tensor:
-    if torch.device(device).type == "cuda":  # a pinned copy does not stall the step loop
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
-def down(t: torch.Tensor) -> torch.Tensor:
-    """``conditioning._down(t)`` (antialiased bilinear halving) strip by strip: the whole-image call allocates
-    more than the image itself at 8K (measured: its peak was the tiled still's peak). A bfloat16 ``t`` gives a
-    float32 result (computed from float32 strips).
-
-    The width is halved on the input rows of each strip (the height's scale is 1 there: exact); the height
-    with PyTorch's antialias weights (triangle filter widened by the scale, normalised), as a few weighted rows.
-    """
-    h, w = t.shape[-2:]
-    hl, wl = max(1, (h + 1) // 2), max(1, (w + 1) // 2)
-    scale = h / hl
-    support = max(scale, 1.0)
-    i = torch.arange(hl, dtype=torch.float64)
-    center = scale * (i + 0.5)
-    xmin = (center - support + 0.5).floor().clamp(min=0)
-    xmax = (center + support + 0.5).floor().clamp(max=h)
-    taps = int(math.ceil(2 * support)) + 1
-    j = xmin[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
-    wt = (1 - ((j - center[:, None] + 0.5) / max(scale, 1.0)).abs()).clamp(min=0) * (j < xmax[:, None])
-    wt = wt / wt.sum(1, keepdim=True)
-    first, last = xmin.long().tolist(), (xmax.long() - 1).tolist()  # host values, from the host tensors
-    jd, wd = _to_device(j.long().clamp(max=h - 1), t.device), _to_device(wt.float(), t.device)
-    dtype = torch.promote_types(t.dtype, torch.float32)  # a bfloat16 gradient's low band: float32 (a quarter-size)
-    out = torch.empty((t.shape[0], t.shape[1], hl, wl), device=t.device, dtype=dtype,
-                      memory_format=torch.channels_last if _channels_last(t) else torch.contiguous_format)
-    for a, b in strips(hl, max(1, strip_rows(t.shape) // 2)):  # ~strip_rows input rows per strip
-        lo, hi = first[a], last[b - 1] + 1
-        wide = F.interpolate(t[..., lo:hi, :].to(dtype), size=(hi - lo, wl), mode="bilinear", align_corners=False,
-                             antialias=True)
-        acc = None
-        for k in range(taps):
-            term = wide.index_select(2, (jd[a:b, k] - lo).clamp_(0, hi - lo - 1)) * wd[a:b, k].view(1, 1, -1, 1)
-            acc = term if acc is None else acc.add_(term)
-        out[..., a:b, :] = acc
-    return out
-
-
-def source_at(source: torch.Tensor, size: tuple[int, int], device, channels_last: bool) -> torch.Tensor:
-    """The source as float32 at ``size``: a new tensor on ``device``, channels-last or contiguous.
-
-    At the source's own size it is filled strip by strip; larger (an upscale: bilinear, like ``resize``) from
-    ``up_rows``; smaller (antialiased) through one whole float copy, as ``resize`` does.
-    """
-    w, h = size
-    sh, sw = source.shape[-2:]
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out = torch.empty((source.shape[0], 3, h, w), device=device, dtype=torch.float32, memory_format=fmt)
-    if (h, w) == (sh, sw):
-        for a, b in strips(h, strip_rows(out.shape)):
-            out[..., a:b, :] = float_rows(source, a, b, out.device)
-    elif h >= sh and w >= sw:
-        for a, b in strips(h, strip_rows(out.shape)):
-            out[..., a:b, :] = up_rows(source, a, b, size).div_(255 if source.dtype == torch.uint8 else 1).clamp_(0, 1)
-    else:
-        full = source_at(source, (sw, sh), device, channels_last)
-        out.copy_(F.interpolate(full, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1))
-        del full
-    return out
-
-
-def add_source(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """``clamp(x + source at x's size, 0, 1)`` in place: the octave carry of the dreamt detail ``x``."""
-    h, w = x.shape[-2:]
-    if source.shape[-2:] != (h, w):
-        x.add_(source_at(source, (w, h), x.device, _channels_last(x)))
-    else:
-        for a, b in strips(h, strip_rows(x.shape)):
-            x[..., a:b, :].add_(float_rows(source, a, b, x.device))
-    return x.clamp_(0, 1)
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
-def _narrow(t: torch.Tensor) -> bool:
-    return t.dtype in (torch.bfloat16, torch.float16)
-
-
-def _rms(t: torch.Tensor) -> torch.Tensor:
-    """sqrt(mean(t**2)) as a float32 0-dim tensor; a bfloat16 ``t``'s squares summed in float32 strip by strip."""
-    if not _narrow(t):
-        return torch.linalg.vector_norm(t) / math.sqrt(t.numel())
-    total = torch.zeros((), device=t.device)
-    for a, b in strips(t.shape[-2], strip_rows(t.shape)):
-        total += t[..., a:b, :].float().square().sum()
-    return total.sqrt() / math.sqrt(t.numel())
-
-
-def lapnorm_(t: torch.Tensor, levels: int, eps: float = 1e-8) -> torch.Tensor:
-    """``conditioning.lapnorm(t, levels)`` computed into ``t`` itself (``levels`` > 1), with only a quarter-size copy.
-
-    lapnorm(t) = band0 / rms(band0) + up(L'(down t)), band0 = t - up(down t), where L' is the same normalised
-    merge one level coarser (the coarsest band, the residual, normalised too); so ``t`` becomes band0 in place,
-    is scaled, and gets the upsampled coarser levels added, strip by strip. Equal up to rounding.
-    A bfloat16 ``t`` (the tiled gradient buffer on the CPU) is computed in float32 strips and rounded twice (band0,
-    then the result); its coarser levels are float32 (``down``).
-    """
-    h, w = t.shape[-2:]
-    rows = strip_rows(t.shape)
-    if levels <= 1 or min(h, w) < 4:  # the residual band: normalised alone
-        if not _narrow(t):
-            return t.div_(_rms(t) + eps)
-        n = _rms(t) + eps
-        for a, b in strips(h, rows):
-            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n))
-        return t
-    low = down(t)
-    for a, b in strips(h, rows):
-        t[..., a:b, :].sub_(up_rows(low, a, b, (w, h)))  # computed in float32 (type promotion), rounded once
-    n = _rms(t) + eps
-    if not _narrow(t):
-        t.div_(n)
-    lapnorm_(low, levels - 1, eps)
-    for a, b in strips(h, rows):
-        if _narrow(t):
-            t[..., a:b, :].copy_(t[..., a:b, :].float().div_(n).add_(up_rows(low, a, b, (w, h))))
-        else:
-            t[..., a:b, :].add_(up_rows(low, a, b, (w, h)))
-    return t
-
-
-def lean_update(x: torch.Tensor, grad: torch.Tensor, lr: float, sigma: float, settings, mask=None) -> None:
-    """One step of the octave loop on ``x`` in place: conditioning, x + lr * g / mean|g|, blur, clamp, mask.
-
-    What ``Dreamer.dream`` does untiled, strip by strip: ``grad`` is conditioned in place (lapnorm_, the colour
-    space per strip), the per-image mean |g| is summed over the strips, then each strip of the update is
-    blurred with ``ceil(3 sigma)`` rows of its neighbours (the image's own top and bottom reflected, as
-    ``gaussian_blur`` does) and written back one strip late, once the next strip has read its halo rows.
-    A bfloat16 ``grad`` (``grad_dtype``) is read into float32 strips: the colour space, the sum of |g| and
-    the update are computed in float32.
-    """
-    from .conditioning import color_gradient
-
-    n, _, h, w = x.shape
-    rows = strip_rows(x.shape)
-    if settings.lapnorm > 1:
-        lapnorm_(grad, settings.lapnorm)
-    total = torch.zeros((n, 1, 1, 1), device=x.device) if settings.normalize == "mean-abs" else None
-    narrow = _narrow(grad)
-    if settings.color != "rgb" or total is not None:
-        for a, b in strips(h, rows):
-            g = grad[..., a:b, :]
-            c = g.float() if narrow else g
-            if settings.color != "rgb":
-                c = color_gradient(c, settings.color)
-                g.copy_(c)
-            if total is not None:
-                total += c.abs().sum(dim=(1, 2, 3), keepdim=True)
-    step = lr / (total / (grad[0].numel()) + 1e-8) if total is not None else lr
-    r = blur_radius(h, w, sigma) if sigma > 0 else 0
-    rows = strip_rows(x.shape, r)
-    pending = None
-    for a, b in strips(h, rows):
-        lo, hi = max(0, a - r), min(h, b + r)
-        gs = grad[..., lo:hi, :].float() if narrow else grad[..., lo:hi, :]
-        u = torch.addcmul(x[..., lo:hi, :], gs, step) if total is not None else x[..., lo:hi, :] + lr * gs
-        if pending is not None:  # the previous strip's result, now that its rows are no longer read
-            x[..., pending[0] : pending[1], :] = pending[2]
-        if r:
-            u = blur_padded(u, sigma, r, r - (a - lo), r - (hi - b))
-        u = u.clamp_(0, 1)
-        if mask is not None:
-            u = torch.lerp(x[..., a:b, :], u, mask[..., a:b, :])
-        pending = (a, b, u)
-    x[..., pending[0] : pending[1], :] = pending[2]
-
-
-def restore_outside(x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor) -> None:
-    """``x = where(mask > 0, x, source at x's size)`` in place (the still's last octave: no bleed outside the mask)."""
-    h, w = x.shape[-2:]
-    if source.shape[-2:] != (h, w):
-        src = source_at(source, (w, h), x.device, _channels_last(x))
-        torch.where(mask > 0, x, src, out=x)
-        return
-    for a, b in strips(h, strip_rows(x.shape)):
-        part = x[..., a:b, :]
-        part.copy_(torch.where(mask[..., a:b, :] > 0, part, float_rows(source, a, b, x.device)))

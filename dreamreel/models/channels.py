@@ -2,7 +2,7 @@
 
 ``ModelSpec.layer_channels`` used to find these with a shape-only pass on the meta device, which
 loads torch's decompositions and meta kernels: 1.4 s of a 6 s dream on 2 cores. A table costs
-nothing; ``tests/test_speed.py`` checks it against that pass, and a model missing here still gets it.
+nothing; ``tests/test_fast_path.py`` checks it against that pass, and a model missing here still gets it.
 """
 
 LAYER_CHANNELS: dict[str, dict[str, int]] = {

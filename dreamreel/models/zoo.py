@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DreamError
-from . import ModelSpec, register
+from .registry import ModelSpec, register
 
 if TYPE_CHECKING:  # torch and the networks are imported when a model is built: `dreamreel models` needs neither
     from torch import nn

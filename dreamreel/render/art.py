@@ -1,4 +1,4 @@
-"""Per-frame hooks of issue 14's features for frame renders (zoom, and clips where noted).
+"""Per-frame hooks of the effects (masks, music, loops, guides) for frame renders (zoom, and clips where noted).
 
 ``render_zoom`` calls, for every frame k: ``frame_values`` (the timeline's values with the audio's
 reaction on top), ``frame_settings`` (the step's lr/sigma from them, and frame k's mask), ``frame_record``
@@ -40,7 +40,7 @@ def loop_position(job, k: int) -> int:
 
 def mask_for(job, plan, k: int, values: dict, size):
     """Frame k's mask: a timeline 'mask' key (a path, or 'none'), else the --mask video's frame k, else None (the plan's still)."""
-    from .masks import open_mask
+    from ..engine.masks import open_mask
 
     if "mask" in values:
         path = values["mask"]
@@ -95,7 +95,7 @@ def frame_record(values: dict, settings) -> dict:
 
 def check_zoom(job, plan, size) -> None:
     """Validate the timeline's masks before any compute (each readable, with the output's aspect)."""
-    from .masks import open_mask
+    from ..engine.masks import open_mask
 
     for key in job.timeline.keys:
         path = key.values.get("mask")

@@ -1,4 +1,4 @@
-"""Music-driven videos (issue 14): a track's loudness and onsets, frame by frame, drive a render's parameters.
+"""Music-driven videos: a track's loudness and onsets, frame by frame, drive a render's parameters.
 
 ``analyse(track, fps)`` decodes the track's first audio stream with the bundled ffmpeg (mono, 22.05 kHz)
 and measures, for every output frame k (the samples from k/fps to (k+1)/fps):

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .draw import as_rgb_u8, caption_geometry, draw_caption, even_up, fit_even
-from .text import (SEP, TEXT, TEXT_DIM, fit_text, fmt_tick, font_scale, line_metrics, put_text, text_width,
-                   thickness)
+from .text import (SEP, TEXT, TEXT_DIM, fit_text, fmt_tick, fmt_value, font_scale, line_metrics, nice_ticks,
+                   put_text, text_width, thickness)
 
 __all__ = [
     "activation_chart_frame",
@@ -65,25 +65,6 @@ _PLOT_LUT.setflags(write=False)
 
 
 # --------------------------------------------------------------------------- axes
-
-
-def _nice_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
-    """Round tick values (1/2/5 x 10^k steps) inside [lo, hi], always including 0 when in range."""
-    span = hi - lo
-    raw = span / max(1, target)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = mag
-    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
-        step = m * mag
-        if span / step <= target:
-            break
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    v = first
-    while v <= hi + step * 1e-9:
-        ticks.append(0.0 if abs(v) < step * 1e-9 else round(v, 12))
-        v += step
-    return ticks
 
 
 def _sanitize_range(r: tuple[float, float] | None, fallback: np.ndarray | None = None) -> tuple[float, float]:
@@ -125,7 +106,7 @@ class _ChartLayout:
         pad = max(4, int(round(panel_h * 0.03)))
         self.pad = pad
         lo, hi = y_range
-        self.ticks = _nice_ticks(lo, hi, target=4 if panel_h >= 240 else 3)
+        self.ticks = nice_ticks(lo, hi, target=4 if panel_h >= 240 else 3)
         self.tick_labels = [fmt_tick(t) for t in self.ticks]
         label_w = max(text_width(t, self.small, 1) for t in self.tick_labels)
         self.target_range = target_range
@@ -309,7 +290,7 @@ def _draw_target(p: np.ndarray, L: _ChartLayout, series: np.ndarray, label: str)
             cv2.polylines(p, [pts.reshape(-1, 1, 2)], False, TARGET_LINE, 1, cv2.LINE_AA, shift)
         r = max(2, int(round(L.scap * 0.3)))
         cv2.circle(p, (int(pts[-1, 0]), int(pts[-1, 1])), r << shift, TARGET_LINE, -1, cv2.LINE_AA, shift)
-        text = f"{label} {_fmt_value(float(series[-1]))}" if label else _fmt_value(float(series[-1]))
+        text = f"{label} {fmt_value(float(series[-1]))}" if label else fmt_value(float(series[-1]))
     else:
         text = label
     if text:
@@ -318,15 +299,6 @@ def _draw_target(p: np.ndarray, L: _ChartLayout, series: np.ndarray, label: str)
         fitted, fs = fit_text(text, max(10, room), s, 1)
         tw = text_width(fitted, fs, 1)
         put_text(p, fitted, ((x0 + x1 - tw) // 2, L.t_xlabel_base), fs, TARGET_TEXT, 1)
-
-
-def _fmt_value(v: float) -> str:
-    if not math.isfinite(v):
-        return str(v)
-    a = abs(v)
-    if a != 0 and (a >= 1e5 or a < 1e-3):
-        return f"{v:.2e}"
-    return f"{v:.3f}" if a < 10 else f"{v:.1f}"
 
 
 def activation_chart_frame(

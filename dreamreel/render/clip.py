@@ -29,17 +29,13 @@ from ..errors import DreamError
 from ..io.images import to_uint8
 from .frames import FrameStart, fingerprint
 
-from ..options import DEFAULT_BLEND, command_defaults
+from ..options import DEFAULT_BLEND
 
 if TYPE_CHECKING:
     import torch
 
 #: The first frame has no previous dream to continue: it is dreamt up to this many times over (see warmup_passes).
 MAX_WARMUP = 10
-
-
-def video_defaults(flow: str) -> dict:
-    return command_defaults("video", flow)
 
 
 @dataclass(frozen=True)
@@ -132,8 +128,8 @@ def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarr
     """(flow, mask) on ``cur``'s grid: ``warp(thing_on_prev_grid, flow)`` moves it onto ``cur``; mask 1 where valid.
 
     Farneback: one flow (cur -> prev) and a photometric check, half the cost of ``video.flow_to_prev``'s
-    forward-backward check (two flows), which would cost a quarter of a one-step dream. On realshort.mp4 at
-    128 px both masks keep 99.5% of the pixels and give the same flicker (1.15 vs 1.14 added). RAFT computes
+    forward-backward check (two flows), for the same kept pixels and flicker (benchmarks/RESULTS.md,
+    "Optical flow"). RAFT computes
     both directions in one batch anyway, so it keeps the forward-backward check.
     """
     import cv2

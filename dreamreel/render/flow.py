@@ -47,8 +47,7 @@ __all__ = [
 FLOW_METHODS = ("farneback", "raft", "raft_small", "raft_large")
 
 #: Farneback runs at most at this long side; larger frames are flowed on an INTER_AREA downscale and the
-#: flow is upsampled. On realshort.mp4 (320x240) flowing at 160x120 is 4x faster than full resolution for the
-#: same warp error (2.22 vs 2.18 grey levels, 6.9 unwarped); synthetic shifts stay within 0.2 px.
+#: flow is upsampled: faster than full resolution for the same warp error (benchmarks/RESULTS.md, "Optical flow").
 FARNEBACK_MAX_SIDE = 160
 
 

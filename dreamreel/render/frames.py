@@ -24,6 +24,7 @@ from ..engine import DreamResult, DreamSettings
 from ..errors import DreamError
 from ..io.images import atomic_path, to_uint8
 from .. import interrupts
+from ..outcome import Partial, reraise
 from . import runtime
 from .runtime import Engine
 
@@ -55,26 +56,6 @@ class FrameStrategy(Protocol):
     def wrap_writer(self, writer): ...  # the writer the frames go to (zoom --loop reorders them)
 
     resumable: bool  # False: an interrupted render keeps nothing and cannot --resume (zoom --loop)
-
-
-@dataclass
-class Partial:
-    """What an interrupted or failed render kept on disk (attached to the exception as ``exc.partial``)."""
-
-    output: Path
-    frames: int  # frames kept, in ``location``
-    total: int
-    new: int  # frames this run added
-    note: str | None = None  # why the finished frames could not be kept
-    location: Path | None = None  # where they are: ``output``, or the checkpoint's partial beside a finished output
-
-    def kept_line(self) -> str:
-        """"OUT holds N of T frames", or where the frames are when a finished OUT was left as it was."""
-        if self.location is None or self.location == self.output:
-            return f"{self.output} holds {self.frames} of {self.total} frames"
-        where = self.location.relative_to(self.output.parent) if self.location.is_relative_to(self.output.parent) \
-            else self.location
-        return f"{self.output} is unchanged; the new render's {self.frames} of {self.total} frames are in {where}"
 
 
 @dataclass
@@ -158,9 +139,9 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
             writer.close()
     except BaseException as exc:
         with interrupts.finishing():  # a second Ctrl-C must not cut this short
-            exc.partial = _keep(writer, checkpoint, strategy, key, output, target, start, appended, image, extra,
-                                records, had_dir, made)
-        raise
+            kept = _keep(writer, checkpoint, strategy, key, output, target, start, appended, image, extra, records,
+                         had_dir, made)
+        reraise(exc, partial=kept)
     with interrupts.finishing():
         frames, expected = count_frames(target), getattr(writer, "written", appended)  # a --loop writes fewer
         if frames != expected:
@@ -177,7 +158,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
 
 def _keep(writer, checkpoint: "Checkpoint", strategy: FrameStrategy, key: str, output: Path, target: Path, start: int,
           appended: int, image: np.ndarray | None, extra: dict, records: list[dict], had_dir: bool,
-          made: list[Path]) -> "Partial":
+          made: list[Path]) -> Partial:
     """After an interruption or error: finish the frames done as a playable file, checkpoint them, say where."""
     new, note = appended - start, None
     if not strategy.resumable:  # its frames were held back (a --loop is written at its end): keep nothing

@@ -1,4 +1,4 @@
-"""Seamless loops (issue 14): ``zoom --loop`` plays endlessly without a jump.
+"""Seamless loops: ``zoom --loop`` plays endlessly without a jump.
 
 A loop of N output frames renders N + L frames f_0 .. f_{N+L-1}: the head B = f_0..f_{L-1}, the plain
 frames P = f_L..f_{N-1} and the tail A = f_N..f_{N+L-1} (A continues P as any zoom does). The tail fades
@@ -91,8 +91,11 @@ class LoopWriter:
                 self.writer.append(f)
                 self.written += 1
 
-    def __getattr__(self, name):  # close, abort, ... go to the wrapped writer
-        return getattr(self.writer, name)
+    def close(self):
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
 
     def __enter__(self):
         self.writer.__enter__()

@@ -15,7 +15,7 @@ encoded segment comes back). Each segment is a near-lossless H.264 MP4 of its ru
 a raised-cosine cross-fade from the previous segment's dream into the next one's warm-up. The driver decodes the
 pieces and encodes them once, at --crf, as one stream with the source's audio (one ``io.writer`` output, so it
 is published atomically and sound and pictures stay in sync), then writes a sidecar listing the segments.
-Nothing here prints: an interrupted or failed join carries a ``frames.Partial`` whose note says what was kept.
+Nothing here prints: an interrupted or failed join carries an ``outcome.Partial`` whose note says what was kept.
 """
 
 from __future__ import annotations
@@ -145,61 +145,39 @@ def render_segment(engine, plan, job, clip, path: Path, warm: int, start: int, e
     return records, np.stack(head) if head else empty, np.stack(last) if last else empty
 
 
-# local worker processes: one model each
-_ENGINE = None
+# what a segment worker runs: one model, then segments (on Ray the clip comes as bytes, the segment goes back so)
+
+SCRATCH = "dreamreel-seg-"
 
 
-def _local_init(plan, threads: int) -> None:
-    import signal
-
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    # tqdm would take a multiprocessing lock, a named semaphore that a worker stopped by the parent can never
-    # release: the resource tracker then warns of "leaked semaphore objects" after a Ctrl-C. A thread lock does.
-    import threading
-
-    from tqdm import tqdm
-
-    tqdm.set_lock(threading.RLock())
-    torch.set_num_threads(threads)
-    global _ENGINE
-    from .runtime import Engine
-
-    _ENGINE = Engine.load(plan)
-
-
-def _local_segment(meta: dict) -> dict:
-    t0 = time.perf_counter()
-    records, head, tail = render_segment(_ENGINE, meta["plan"], meta["job"], meta["clip"], Path(meta["path"]),
-                                         meta["warm"], meta["start"], meta["end"], Path(meta["out"]), meta["tail"])
-    return {"records": records, "head": head, "tail": tail, "seconds": round(time.perf_counter() - t0, 3),
-            "node": "local"}
-
-
-# on Ray: the clip comes as bytes, the segment goes back as bytes
-
-
-def _ray_setup(plan):
+def _setup(plan):
     from .runtime import Engine
 
     return Engine.load(plan)
 
 
-def _ray_segment(engine, meta: dict, data: bytes) -> dict:
+def _segment(engine, meta: dict, data: bytes | None) -> dict:
+    """One segment: from the clip itself (a local worker), or from its bytes in a scratch folder (a Ray worker)."""
     from ..distributed import node_label
+    from ..executors import scratch_dir
 
-    tmp = Path(tempfile.mkdtemp(prefix="dreamreel-seg-"))
+    tmp = scratch_dir(SCRATCH) if data is not None else None
     try:
-        src, out = tmp / ("in" + Path(meta["path"]).suffix), tmp / "segment.mp4"
-        src.write_bytes(data)
+        src, out = Path(meta["path"]), Path(meta["out"])
+        if tmp is not None:
+            src, out = tmp / ("in" + src.suffix), tmp / "segment.mp4"
+            src.write_bytes(data)
         t0 = time.perf_counter()
         records, head, tail = render_segment(engine, meta["plan"], meta["job"], meta["clip"], src, meta["warm"],
                                              meta["start"], meta["end"], out, meta["tail"])
-        return {"records": records, "head": head, "tail": tail, "seconds": round(time.perf_counter() - t0, 3),
-                "node": node_label(), "bytes": out.read_bytes() if out.exists() else b""}
+        res = {"records": records, "head": head, "tail": tail, "seconds": round(time.perf_counter() - t0, 3),
+               "node": node_label() if tmp is not None else "local"}
+        if tmp is not None:
+            res["bytes"] = out.read_bytes() if out.exists() else b""
+        return res
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the whole clip
@@ -220,46 +198,56 @@ def count_frames(path: Path, job) -> int:
     return sum(1 for _ in iter_frames(path, start=job.start, end=job.end, every=job.every, size=(16, 16)))
 
 
-def _run_local(metas, parts, results, bar) -> None:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _executor(address: str | None, n: int):
+    """Local worker processes (stopped at once on Ctrl-C: a segment keeps nothing), or Ray."""
+    from ..executors import LocalProcesses, OnRay
 
-    workers = min(len(parts), os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_local_init,
-                             initargs=(metas[0]["plan"], threads)) as pool:
-        futures = {pool.submit(_local_segment, m): k for k, m in enumerate(metas)}
-        try:
-            for f in as_completed(futures):
-                results[futures[f]] = f.result()
-                bar.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            for p in list((getattr(pool, "_processes", None) or {}).values()):  # stop the segments at hand now
-                p.terminate()
-            raise
-
-
-def _run_ray(metas, address: str, input_path: Path, output: Path, results, bar) -> None:
-    from ..distributed import Failure, connect, run_items
-
+    if address is None:
+        workers = min(n, os.cpu_count() or 1)
+        return LocalProcesses(workers, max(1, (os.cpu_count() or 1) // workers), finish=False, what="segment worker")
     import torch
 
+    from ..distributed import connect
+
     cluster = connect(address or None)
+    gpus = 1.0 if cluster.gpus() > 0 else 0.0
+    return OnRay(cluster, cpus=1 if gpus else torch.get_num_threads(), gpus=gpus, scratch=SCRATCH)
+
+
+def _run(metas, address: str | None, input_path: Path, output: Path, results, bar) -> None:
+    from ..executors import Failure
+
+    def done(k: int, res) -> None:
+        if isinstance(res, Failure):
+            raise DreamError(f"segment {k + 1} of {output} failed: {res.reason}")
+        if res.get("bytes"):
+            Path(metas[k]["out"]).write_bytes(res.pop("bytes"))
+        results[k] = res
+        bar.update(1)
+
+    read = input_path.read_bytes if address is not None else None
+    _executor(address, len(metas)).run([(m, read) for m in metas], _setup, metas[0]["plan"], _segment, done)
+
+
+def _join(metas, results, output: Path, clip, crf: int, audio) -> None:
+    """One stream at ``crf``: each seam's cross-fade (the previous segment's dream fading into this one's warm-up),
+    then the segment's own frames; the writer muxes the audio and publishes atomically."""
+    from ..io.writer import open_writer, read_frames
+
+    w, h = clip.size
+    writer = open_writer(output, fps=clip.fps, crf=crf, audio_from=audio)
     try:
-        gpus = 1.0 if cluster.gpus() > 0 else 0.0
-        read = input_path.read_bytes
-        for k, res in run_items(cluster, [(m, read) for m in metas], setup=_ray_setup, setup_arg=metas[0]["plan"],
-                                work=_ray_segment, cpus=1 if gpus else torch.get_num_threads(), gpus=gpus):
-            if isinstance(res, Failure):
-                raise DreamError(f"segment {k + 1} of {output} failed: {res.reason}")
-            if res["bytes"]:
-                Path(metas[k]["out"]).write_bytes(res.pop("bytes"))
-            results[k] = res
-            bar.update(1)
-    finally:
-        cluster.close()
+        for k, m in enumerate(metas):
+            if k > 0:
+                for frame in crossfade(results[k - 1]["tail"], results[k]["head"]):
+                    writer.append(frame)
+            if m["end"] - m["tail"] > m["start"]:
+                for frame in read_frames(m["out"]):
+                    writer.append(frame[:h, :w])  # MP4 frames come back padded to even sizes
+        writer.close()
+    except BaseException:
+        writer.abort()  # all or nothing: a half-joined clip is not kept
+        raise
 
 
 def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segments: int,
@@ -270,9 +258,9 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     from tqdm import tqdm
 
     from ..io.sidecar import write_sidecar
-    from ..io.writer import open_writer, read_frames
     from .clip import clip_audio
-    from .frames import FramesResult, Partial
+    from ..outcome import Partial, reraise
+    from .frames import FramesResult
 
     input_path, output = Path(input_path), Path(output)
     n = clip.frames if clip.exact and clip.info.n_frames else count_frames(input_path, job)
@@ -288,34 +276,16 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     bar = tqdm(total=len(parts), desc="segments", unit="segment", dynamic_ncols=True, leave=False,
                disable=not show_progress)
     try:
-        if ray_address is not None:
-            _run_ray(metas, ray_address, input_path, output, results, bar)
-        else:
-            _run_local(metas, parts, results, bar)
+        _run(metas, ray_address, input_path, output, results, bar)
         bar.close()
         if clip.info.has_audio:
             audio = clip_audio(input_path, job, clip, tmp)
-        # one stream at --crf: each seam's cross-fade (the previous segment's dream fading into this one's
-        # warm-up), then the segment's own frames; the writer muxes the audio and publishes atomically
-        w, h = clip.size
-        writer = open_writer(output, fps=clip.fps, crf=job.crf, audio_from=audio)
-        try:
-            for k, m in enumerate(metas):
-                if k > 0:
-                    for frame in crossfade(results[k - 1]["tail"], results[k]["head"]):
-                        writer.append(frame)
-                if m["end"] - m["tail"] > m["start"]:
-                    for frame in read_frames(m["out"]):
-                        writer.append(frame[:h, :w])  # MP4 frames come back padded to even sizes
-            writer.close()
-        except BaseException:
-            writer.abort()  # all or nothing: a half-joined clip is not kept
-            raise
+        _join(metas, results, output, clip, job.crf, audio)
     except BaseException as exc:
         bar.close()
         if isinstance(exc, KeyboardInterrupt):  # an error's own line says enough: nothing is written on one
-            exc.partial = Partial(output, 0, n, 0, f"{len(results)} of {len(parts)} segments were finished; "
-                                  f"nothing written to {output}")
+            reraise(exc, partial=Partial(output, 0, n, 0, f"{len(results)} of {len(parts)} segments were finished; "
+                                         f"nothing written to {output}"))
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

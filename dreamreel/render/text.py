@@ -6,6 +6,7 @@ Shared by the caption strips and overlays (``draw``) and the activation chart (`
 from __future__ import annotations
 
 import functools
+import math
 import unicodedata
 
 import cv2
@@ -117,3 +118,32 @@ def fmt_tick(v: float) -> str:
         return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
     s = f"{v:.3g}"
     return s
+
+
+def fmt_value(v: float) -> str:
+    """A value beside its plot: 3 decimals below 10, 1 above, scientific far from 1."""
+    if not math.isfinite(v):
+        return str(v)
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{v:.2e}"
+    return f"{v:.3f}" if a < 10 else f"{v:.1f}"
+
+
+def nice_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
+    """Round tick values (1/2/5 x 10^k steps) inside [lo, hi], always including 0 when in range."""
+    span = hi - lo
+    raw = span / max(1, target)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = mag
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        step = m * mag
+        if span / step <= target:
+            break
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    v = first
+    while v <= hi + step * 1e-9:
+        ticks.append(0.0 if abs(v) < step * 1e-9 else round(v, 12))
+        v += step
+    return ticks

@@ -26,7 +26,7 @@ from ..schedule import FrameTable, Schedule, ScheduleError
 from .camera import CAMERA_KEYS, Camera
 
 NUMERIC_KEYS = ("zoom", "rotate", "shift_x", "shift_y", *CAMERA_KEYS)
-CHOICE_KEYS = ("layer", "target", "steps", "mask")  # mask switches at its key
+CHOICE_KEYS = ("layer", "target", "steps", "mask")  # a mask switches at its key
 
 
 # ---------------------------------------------------------------- schedules' per-frame values
@@ -292,11 +292,6 @@ def _number(key: str, value: Any, where: str):
         raise DreamError(f"{where} must be a number, not {value!r}")
     parsed = parse_value(key, value, where)
     return tuple(float(v) for v in parsed) if isinstance(parsed, tuple) else float(parsed)
-
-
-def frame_generator(seed: int, frame: int) -> torch.Generator:
-    """Each frame's own random stream, so a resumed render draws the same numbers."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + frame)
 
 
 #: Parseq's per-frame fields (Deforum's names) that drive a zoom, and dreamreel's keys for them.

@@ -37,7 +37,7 @@ class ZoomJob:
     steps: list[int]  # each later frame's steps (a timeline 'steps' key overrides)
     crf: int = 18
     color_match: str = "none"  # match each frame's colour mean/std to the first frame's: none, rgb, decorrelated
-    # art (issue 14): see art.py
+    # per-frame effects: see art.py
     react: list[dict] | None = None  # per frame: audio features and the parameters they drive (override the timeline)
     reacts: list = field(default_factory=list)  # the parsed --react items
     audio: Path | None = None  # a track muxed into the output

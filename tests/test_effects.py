@@ -1,4 +1,4 @@
-"""Issue 14: masks, seamless loops, guide images, music-driven zooms, tiles (tiny sizes, real model and ffmpeg)."""
+"""Masks, seamless loops, guide images, music-driven zooms, tiles (tiny sizes, real model and ffmpeg)."""
 
 import json
 import subprocess
@@ -56,7 +56,7 @@ def test_mask_of_another_aspect_or_unreadable_exits_2_and_writes_nothing(tmp_pat
 
 
 def test_feather_softens_inward_only():
-    from dreamreel.render.masks import feather_inward
+    from dreamreel.engine.masks import feather_inward
 
     m = torch.zeros(1, 1, 40, 40)
     m[..., :, :20] = 1
@@ -317,14 +317,14 @@ def test_untiled_dream_is_bit_identical_to_the_original_step(lite0, coffee):
     s = DreamSettings((oct_,), jitter=6, lapnorm=3, color="decorrelated", mask=mask)
     got = d.dream(image, s, generator=torch.Generator().manual_seed(3), evaluate_end=False).image
     g = torch.Generator().manual_seed(3)
-    x = d._prepare(image.clamp(0, 1))
+    x = d.prepare(image.clamp(0, 1))
     m = mask.at((120, 80), d.device)
     for i in range(oct_.steps):
         shift = tuple(torch.randint(-6, 7, (2,), generator=g).tolist())
         grad = condition_gradient(d.gradient(x, shift)[0], lapnorm_levels=3, color="decorrelated")
         new = torch.addcmul(x, grad, oct_.lr_at(i) / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8))
         x = torch.lerp(x, _reference_blur(new, oct_.sigma_at(i)).clamp(0, 1), m)
-    x = torch.where(m > 0, x, d._prepare(image.clamp(0, 1)))
+    x = torch.where(m > 0, x, d.prepare(image.clamp(0, 1)))
     assert torch.equal(got, x)
     for sigma in (0.3, 0.5, 1.0):
         assert torch.equal(gaussian_blur(x, sigma), _reference_blur(x, sigma))
@@ -332,16 +332,17 @@ def test_untiled_dream_is_bit_identical_to_the_original_step(lite0, coffee):
 
 def test_lean_tiled_step_matches_the_whole_image_step(monkeypatch):
     """Strip by strip, in place (lapnorm, colour, mean|g|, blur halo, clamp, mask): the whole-image step, to rounding."""
-    from dreamreel.engine import DreamSettings, gaussian_blur, tiles
-    from dreamreel.engine.conditioning import _down, condition_gradient, lapnorm
+    from dreamreel.engine import DreamSettings, gaussian_blur, strips
+    from dreamreel.engine.conditioning import _down, condition_gradient, lapnorm, lapnorm_
+    from dreamreel.engine.update import lean_update
 
-    monkeypatch.setattr(tiles, "STRIP_ELEMENTS", 600)  # strips of 16 rows: many strip borders
+    monkeypatch.setattr(strips, "STRIP_ELEMENTS", 600)  # strips of 16 rows: many strip borders
     g = torch.Generator().manual_seed(0)
     for h, w in ((101, 67), (64, 96)):
         grad = torch.randn(1, 3, h, w, generator=g).contiguous(memory_format=torch.channels_last)
-        assert float((tiles.down(grad) - _down(grad)).abs().max()) < 1e-4  # measured: 2e-5 at odd sizes
+        assert float((strips.down(grad) - _down(grad)).abs().max()) < 1e-4  # measured: 2e-5 at odd sizes
         ref = lapnorm(grad, 4)
-        assert float((tiles.lapnorm_(grad.clone(), 4) - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+        assert float((lapnorm_(grad.clone(), 4) - ref).abs().max()) < 1e-5 * float(ref.abs().max())
         x = torch.rand(1, 3, h, w, generator=g).contiguous(memory_format=torch.channels_last)
         mask = _HalfMask().at((w, h), "cpu")
         for sigma, color, lap, m in ((0.8, "decorrelated", 4, None), (0.5, "luminance", 0, mask), (0.0, "rgb", 3, mask)):
@@ -350,7 +351,7 @@ def test_lean_tiled_step_matches_the_whole_image_step(monkeypatch):
             want = gaussian_blur(torch.addcmul(x, c, 0.02 / (c.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-8)), sigma)
             want = want.clamp(0, 1) if m is None else torch.lerp(x, want.clamp(0, 1), m)
             got = x.clone()
-            tiles.lean_update(got, grad.clone(), 0.02, sigma, s, m)
+            lean_update(got, grad.clone(), 0.02, sigma, s, m)
             assert float((got - want).abs().max()) < 1e-5, (h, w, sigma, color)
 
 

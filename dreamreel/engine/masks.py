@@ -1,4 +1,4 @@
-"""Masks: dream only where a mask says (issue 14).
+"""Masks: dream only where a mask says.
 
 A mask is grey levels: white (1) dreams fully, black (0) keeps the input exactly, grey dreams partly
 (each step's update, blur included, is scaled by the mask: ``x <- lerp(x_before, x_after, m)``; after the
@@ -13,7 +13,7 @@ mask video shorter than the render holds its last frame). Its aspect ratio must 
 From Python::
 
     from dataclasses import replace
-    from dreamreel.render.masks import Mask, open_mask
+    from dreamreel.engine.masks import Mask, open_mask
     settings = replace(settings, mask=Mask.from_tensor(m))        # m: (H,W) or (1,1,H,W) in [0,1]
     settings = replace(settings, mask=open_mask("half.png", feather=8).frame(0))
 """
@@ -74,7 +74,7 @@ def feather_inward(m: torch.Tensor, px: float) -> torch.Tensor:
     """Soften a (1,1,H,W) mask's edges over about ``px`` pixels inside the dreamt region (0 stays 0)."""
     if px <= 0:
         return m
-    from ..engine import gaussian_blur
+    from .filters import gaussian_blur
 
     r = max(1, int(round(px / 2)))
     eroded = -F.max_pool2d(-m, 2 * r + 1, stride=1, padding=r)
@@ -178,20 +178,3 @@ def open_mask(path: str | os.PathLike, feather: float = 0, what: str = "mask") -
     if not p.is_file():
         raise DreamError(f"{what} {str(p)!r} does not exist")
     return _open_cached(str(p), p.stat().st_mtime_ns, float(feather), what)
-
-
-def half_mask(size: tuple[int, int], side: str = "left") -> Mask:
-    """A hard mask dreaming one half (left/right/top/bottom) of a (w, h) frame; handy for tests and demos."""
-    w, h = size
-    m = torch.zeros(h, w)
-    if side == "left":
-        m[:, : w // 2] = 1
-    elif side == "right":
-        m[:, w // 2 :] = 1
-    elif side == "top":
-        m[: h // 2] = 1
-    elif side == "bottom":
-        m[h // 2 :] = 1
-    else:
-        raise ValueError(f"side must be left, right, top or bottom, got {side!r}")
-    return Mask(m, f"half:{side}")
