@@ -142,8 +142,12 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     shift = values["shift"]
     timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
-                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"])
+                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"],
+                  interpolate=values["interpolate"], draft=values["draft"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
+    if job.loop and job.interpolate > 1:
+        raise DreamError("--interpolate does not work with --loop (the loop's fade reorders the frames)",
+                         "leave one of them out")
     from .render.zoom import check_timeline_objectives
 
     check_timeline_objectives(plan, timeline)  # before the source is read
@@ -152,6 +156,13 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
         tensor, size = load_source(source, plan)
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
+    if job.draft:  # the same job at half the size, one step per frame
+        from .render.preview import draft_timeline, draft_values
+
+        values = draft_values(values, size)
+        plan = resolve_plan(values, pname)
+        job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(timeline), 1, 1, [1]
+        size = plan.output_size((tensor.shape[-1], tensor.shape[-2]) if tensor is not None else source.noise_size)
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
                     first_settings=plan.settings(size, octaves=values["first_octaves"]),
                     inputs=input_files(values, preset, source.path))
@@ -166,6 +177,12 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
     plan = resolve_plan(values, pname)
     raft = check_flow_method(job.flow)
     clip = plan_clip(Path(video), plan, job)
+    if job.draft:  # the same job at half the size, one step per frame
+        from .render.preview import draft_values
+
+        values = draft_values(values, clip.size)
+        plan = resolve_plan(values, pname)
+        clip = plan_clip(Path(video), plan, job)
     return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,
                     raft=raft, inputs=input_files(values, preset, Path(video)))
 
@@ -213,6 +230,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
                prepared: Prepared | None = None, **options):
     """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
     too. Returns a ``render.frames.FramesResult``."""
+    from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
     from .render.runtime import check_outputs, check_video_output, folder_output
     from .render.zoom import render_zoom
@@ -221,8 +239,8 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     p = prepared or prepare_zoom(image, preset=preset, **options)
     overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
     progress = Path(p.values["progress"]) if p.values["progress"] else None
-    check_outputs(p.inputs, [output, progress, overlay], sidecars=[output])
-    recorders = frame_recorders(p.values, p.job.fps, resume=resume)
+    check_outputs(p.inputs, [output, progress, overlay, _preview(p.values)], sidecars=[output])
+    recorders = frame_recorders(p.values, p.job.fps, resume=resume) + preview_recorders(p.values)
     with folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
                            recorders=recorders)
@@ -244,6 +262,7 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     records too. ``segments=N`` (``segment_overlap=K``) dreams it as N segments in parallel, in worker processes or
     on the Ray cluster at ``ray`` ("" for RAY_ADDRESS or a fresh local one). Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
+    from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
     from .render.runtime import check_outputs, check_video_output, folder_output
     from .render.segments import check_segments, render_segmented
@@ -256,11 +275,21 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
         return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
                                 overlap=segments[1], ray_address=ray, show_progress=show_progress)
     overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
-    check_outputs(p.inputs, [output, overlay], sidecars=[output])
-    recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
+    check_outputs(p.inputs, [output, overlay, _preview(p.values)], sidecars=[output])
+    recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False) + preview_recorders(p.values)
     with folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
                             clip=p.clip, recorders=recorders, engine=engine)
+
+
+def _preview(values: dict) -> Path | None:
+    """The --preview path, checked (an image where a file can go), or None."""
+    from .render.preview import check_preview
+
+    if not values.get("preview"):
+        return None
+    check_preview(Path(values["preview"]))
+    return Path(values["preview"])
 
 
 def prepare_plans(options: dict):

@@ -288,6 +288,15 @@ OPTIONS: list[Option] = [
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
     Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
            "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments"),
+    # in-betweens, preview, draft (render/tween.py, render/preview.py): zoom and video
+    Option("interpolate", _positive_int, 1, "N-1 in-between frames after each dreamt frame, moved along the zoom's "
+           "motion or the clip's flow; the file plays at N x the frame rate, as long (1: off)", "N", group="frames"),
+    Option("preview", str, None, "rewrite this .jpg/.png with the latest frame and its number while rendering", "FILE",
+           group="frames"),
+    Option("preview_every", _positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
+           group="frames"),
+    Option("draft", _flag, False, "a quick check of the motion: half the width and height, one step per frame",
+           group="frames", switch=True),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
@@ -378,6 +387,8 @@ LIMITS: dict[str, Limit] = {
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
     "segments": Limit(1, 1024),
+    "interpolate": Limit(1, 16),
+    "preview_every": Limit(1, 1_000_000),
     "segment_overlap": Limit(0, 1000),
     "cpus_per_item": Limit(1, 1024),
     "gpus_per_item": Limit(0, 64, above=True),

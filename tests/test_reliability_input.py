@@ -21,7 +21,7 @@ from dreamreel.options import LIMITS, OPTIONS, OPTION_KEYS, parse_value
 
 #: Which command takes each option group's flags (recordings: dream takes them all).
 COMMAND_OF_GROUP = {"dream": "dream", "zoom": "zoom", "video": "video", "output": "zoom", "recording": "dream",
-                    "batch": "batch", "segments": "video"}
+                    "batch": "batch", "segments": "video", "frames": "zoom"}
 TINY = ["--size", "64", "--octaves", "1", "--steps", "1"]
 ZTINY = [*TINY, "--first-octaves", "1", "--frames", "2"]
 

@@ -33,9 +33,12 @@ def print_plan(plan, settings, extra_lines=(), objective=None):
 
 def _check_outputs(p, output: Path) -> None:
     """--dry-run refuses what the render would: an output or sidecar on an input, two outputs on one path."""
+    from ..render.preview import check_preview
     from ..render.recorders import recorder_outputs
     from ..render.runtime import check_outputs
 
+    if p.values.get("preview"):
+        check_preview(Path(p.values["preview"]))
     check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
 
 
@@ -71,6 +74,13 @@ def cmd_dream(args) -> int:
     return 0
 
 
+def _frames_line(frames: int, fps: float, interpolate: int) -> str:
+    if interpolate == 1:
+        return f"{frames} frames at {fps:.4g} fps"
+    return (f"{frames * interpolate} frames at {fps * interpolate:.4g} fps ({frames} dreamt, {interpolate - 1} "
+            f"in-between{'s' if interpolate > 2 else ''} after each)")
+
+
 def cmd_zoom(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
@@ -86,7 +96,8 @@ def cmd_zoom(args) -> int:
         at0, at1 = timeline.at(0), timeline.at(1)
         m = timeline.motion_at(1)
         print(f"input      {p.source.label}")
-        print(f"output     {output}  {p.job.frames} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
+        print(f"output     {output}  {_frames_line(p.job.frames, v['fps'], p.job.interpolate)}, {p.size[0]}x{p.size[1]}"
+              + ("  (draft: half the size, one step per frame)" if p.job.draft else ""))
         print(f"motion     zoom {m.zoom:g}  rotate {m.rotate:g} deg  shift {m.shift[0]:g},{m.shift[1]:g} px per frame"
               f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
@@ -107,7 +118,7 @@ def cmd_zoom(args) -> int:
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
-    print(f"wrote {output}: {result.frames} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
+    print(f"wrote {output}: {result.frames} frames at {result.fps:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -127,8 +138,8 @@ def cmd_video(args) -> int:
         audio = "audio" if info.has_audio else "no audio"
         vfr = ", variable frame rate" if info.variable_frame_rate else ""
         print(f"input      {source}  {info.size[0]}x{info.size[1]}, {info.n_frames} frames at {info.fps:.4g} fps, {audio}{vfr}")
-        print(f"output     {output}  {'' if clip.exact else 'about '}{clip.frames} frames at {clip.fps:.4g} fps, "
-              f"{clip.size[0]}x{clip.size[1]}")
+        print(f"output     {output}  {'' if clip.exact else 'about '}{_frames_line(clip.frames, clip.fps, job.interpolate)}, "
+              f"{clip.size[0]}x{clip.size[1]}" + ("  (draft: half the size, one step per frame)" if job.draft else ""))
         carry = "none (every frame on its own)" if job.flow == "none" else f"{p.raft or job.flow}, blend {job.blend:g}"
         print(f"flow       {carry}")
         if segments is not None:
@@ -206,7 +217,8 @@ def build_parser() -> Parser:
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"zoom": None, "output": None, "dream": None, "recording": ZOOM_RECORDING}, defaults=ZOOM_DEFAULTS)
+    add_options(p, {"zoom": None, "frames": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
+                defaults=ZOOM_DEFAULTS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
@@ -222,7 +234,7 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
+    add_options(p, {"video": None, "frames": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
                     "segments": None}, defaults=VIDEO_DEFAULTS)
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the --segments on a Ray cluster (ADDRESS, RAY_ADDRESS, or a fresh local one); "

@@ -10,6 +10,7 @@ from ..options import OPTIONS
 
 GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
                 "recording": "recording", "batch": "batch",
+                "frames": "in-betweens, preview, draft",
                 "segments": "segments (one long clip, in parallel)"}
 
 

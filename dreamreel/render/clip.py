@@ -51,12 +51,15 @@ class VideoJob:
     end: float | None = None  # seconds (exclusive)
     every: int = 1  # keep every N-th frame (the output plays at fps / N so it keeps the clip's timing)
     crf: int = 18
+    interpolate: int = 1  # in-betweens + 1 per dreamt frame (render/tween.py)
+    draft: bool = False  # --draft: the sidecar says so
 
 
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
     job = VideoJob(flow=values["flow"], blend=values["blend"], start=values["start"], end=values["end"],
-                   every=values["every"], crf=values["crf"])
+                   every=values["every"], crf=values["crf"],
+                   interpolate=values["interpolate"], draft=values["draft"])
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
     return job
@@ -223,10 +226,12 @@ class ClipStart:
         self.carry = job.flow != "none" and job.blend > 0
         self.warmup = warmup_passes(job)
         self.prev_dream = self.prev_src = None
+        self.last_written = None  # the frame last written
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
+        self.carried = None  # this frame's (carried detail, flow to the previous frame, its mask), for the tween
 
     def fingerprint(self) -> str:
         job = self.job
@@ -238,6 +243,7 @@ class ClipStart:
     def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint holds the last dream and its source side by side
         w = last.shape[1] // 2
         self.prev_dream, self.prev_src = last[:, :w], last[:, w:]
+        self.last_written = self.prev_dream
 
     def indices(self, start: int):
         from ..io.readers import VideoError, iter_frames
@@ -270,11 +276,12 @@ class ClipStart:
 
         plan, job, settings, src = self.plan, self.job, self.settings, self._src
         detail = mask = None
-        self._carried, self._visible = False, None
+        self._carried, self._visible, self.carried = False, None, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
             detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
             self._carried, self._visible = True, float(mask.mean())
+            self.carried = (detail, flow, mask)
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
@@ -287,6 +294,7 @@ class ClipStart:
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
+        self.last_written = frame
         flow_s = prepare_s if self._carried else 0.0
         self.flow_seconds += prepare_s
         self.dream_seconds += dream_s
@@ -323,8 +331,12 @@ def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders
     check_flow_method(job.flow)
     strategy = ClipStart(plan, clip, job, input_path)
     engine = engine or Engine.load(plan)
-    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
-        yield frame
+    frames = (frame for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress))
+    if job.interpolate > 1:
+        from .tween import ClipTween, tween_frames
+
+        frames = tween_frames(ClipTween(strategy, job.interpolate, job.flow), frames)
+    yield from frames
 
 
 def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume: bool = False,
@@ -389,8 +401,12 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "fingerprint": key,
             }
 
+        from .tween import ClipTween
+
         return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=clip.fps,
                              crf=job.crf, resume=resume, audio_from=audio, recorders=recorders,
-                             show_progress=show_progress, sidecar=sidecar)
+                             show_progress=show_progress, sidecar=sidecar,
+                             tween=ClipTween(strategy, job.interpolate, job.flow) if job.interpolate > 1 else None,
+                             notes={"draft": True} if job.draft else None)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

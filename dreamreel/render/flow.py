@@ -238,8 +238,9 @@ def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warp: ``out[y, x] = image[y + dy, x + dx]`` (bilinear, replicated border), on ``flow``'s grid.
+def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = False) -> np.ndarray:
+    """Backward warp: ``out[y, x] = image[y + dy, x + dx]`` (bilinear, or bicubic with ``sharp``; replicated
+    border), on ``flow``'s grid.
 
     ``warp(prev_thing, compute_flow(cur, prev))`` moves ``prev_thing`` onto the current frame. ``image`` is
     HxW or HxWxC, uint8 (stays uint8) or float (returned as float32, negative values fine, any C).
@@ -254,7 +255,8 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
 
     def remap(img):
-        return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(img, mx, my, interpolation=cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
 
     if image.ndim == 2 or image.shape[2] <= 4:
         out = remap(np.ascontiguousarray(image))
@@ -346,3 +348,4 @@ def temporal_inconsistency(frames: Iterable[np.ndarray], flow: ClipFlow) -> floa
     if n != len(flow):
         raise ValueError(f"got {n} frames but the flow covers {len(flow)}")
     return total / weight if weight > 0 else 0.0
+

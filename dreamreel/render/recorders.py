@@ -351,7 +351,7 @@ def max_step_jump(series: np.ndarray, octaves: Sequence[int]) -> float | None:
 
 def recorder_outputs(values: dict) -> list[Path]:
     """The files the recording options of ``values`` (see ``options``) will write."""
-    out = [Path(values[k]) for k in ("progress", "activations", "overlay") if values.get(k)]
+    out = [Path(values[k]) for k in ("progress", "activations", "overlay", "preview") if values.get(k)]
     if values.get("activations"):
         out.append(Path(values["activations"]).with_suffix(".csv"))
     return out

@@ -24,6 +24,7 @@ from . import art
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
+from .tween import ZoomTween, tween_frames
 
 
 @dataclass
@@ -42,6 +43,8 @@ class ZoomJob:
     audio: Path | None = None  # a track muxed into the output
     audio_features: object = None  # audio.AudioFeatures
     loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
+    interpolate: int = 1  # --interpolate: in-betweens + 1 per dreamt frame (render/tween.py)
+    draft: bool = False  # --draft: the sidecar says so
 
 
 class ZoomStart:
@@ -100,6 +103,11 @@ class ZoomStart:
             self.reference = color_stats(from_uint8(to_uint8(image)).to(image.device), self.job.color_match)
             return image
         return match_color(image, self.reference, self.job.color_match)
+
+    @property
+    def motion(self) -> Motion:
+        """The warp that led from the last frame to the one just dreamt (identity for the first)."""
+        return self._motion
 
     @property
     def resumable(self) -> bool:
@@ -162,8 +170,8 @@ def zoom_frames(plan: DreamPlan, source: Source, job: ZoomJob, *, engine: Engine
         raise DreamError("--loop needs an output file (write_zoom): its frames are reordered at the end")
     strategy = ZoomStart(plan, image, size, job)
     engine = engine or Engine.load(plan)
-    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
-        yield frame
+    frames = (frame for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress))
+    yield from tween_frames(ZoomTween(strategy, job.interpolate), frames) if job.interpolate > 1 else frames
 
 
 def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, resume: bool = False,
@@ -201,7 +209,9 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
 
     return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
                          resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar,
-                         audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None)
+                         audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None,
+                         tween=ZoomTween(strategy, job.interpolate) if job.interpolate > 1 else None,
+                         notes={"draft": True} if job.draft else None)
 
 
 def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
