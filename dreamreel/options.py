@@ -283,6 +283,8 @@ OPTIONS: list[Option] = [
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    Option("deflicker", _ranged_float(0.0, 1.0), None, "temporal filter of the dream's residual along the flow: 0 "
+           "off, up to 1 (steadiest) [default: DEFAULT_DEFLICKER with a flow, 0 with --flow none]", "S", group="video"),
     # video --segments (render/segments.py)
     Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
@@ -387,6 +389,7 @@ LIMITS: dict[str, Limit] = {
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
     "segments": Limit(1, 1024),
+    "deflicker": Limit(0, 1),
     "interpolate": Limit(1, 16),
     "preview_every": Limit(1, 1_000_000),
     "segment_overlap": Limit(0, 1000),

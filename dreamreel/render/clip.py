@@ -51,14 +51,20 @@ class VideoJob:
     end: float | None = None  # seconds (exclusive)
     every: int = 1  # keep every N-th frame (the output plays at fps / N so it keeps the clip's timing)
     crf: int = 18
+    deflicker: float = 0.0  # the residual's temporal filter along the flow, 0-1 (render/deflicker.py)
     interpolate: int = 1  # in-betweens + 1 per dreamt frame (render/tween.py)
     draft: bool = False  # --draft: the sidecar says so
 
 
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
+    from .deflicker import default_strength
+
+    if values["deflicker"] and values["flow"] == "none":
+        raise DreamError("--deflicker filters the dream along the optical flow, and --flow none has none",
+                         "drop --deflicker, or choose a --flow")
     job = VideoJob(flow=values["flow"], blend=values["blend"], start=values["start"], end=values["end"],
-                   every=values["every"], crf=values["crf"],
+                   every=values["every"], crf=values["crf"], deflicker=default_strength(values["flow"], values["deflicker"]),
                    interpolate=values["interpolate"], draft=values["draft"])
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
@@ -226,24 +232,31 @@ class ClipStart:
         self.carry = job.flow != "none" and job.blend > 0
         self.warmup = warmup_passes(job)
         self.prev_dream = self.prev_src = None
-        self.last_written = None  # the frame last written
+        self.last_written = None  # the frame last written (the dream, or with --deflicker its filtered residual)
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
         self.carried = None  # this frame's (carried detail, flow to the previous frame, its mask), for the tween
+        self.deflicker = None
+        if job.deflicker:
+            from .deflicker import ResidualFilter
+
+            self.deflicker = ResidualFilter(job.deflicker)
 
     def fingerprint(self) -> str:
         job = self.job
         return fingerprint({"plan": self.plan.to_json(), "source": _fingerprint_source(self.input_path),
                             "settings": str(self.settings), "size": self.clip.size, "flow": job.flow,
                             "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
-                            "warmup": self.warmup, "command": "video"})
+                            "warmup": self.warmup, "command": "video",
+                            **({"deflicker": job.deflicker} if job.deflicker else {})})
 
-    def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint holds the last dream and its source side by side
-        w = last.shape[1] // 2
-        self.prev_dream, self.prev_src = last[:, :w], last[:, w:]
-        self.last_written = self.prev_dream
+    def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint: the last dream, its source (, written)
+        w = self.clip.size[0]
+        self.prev_dream, self.prev_src, self.last_written = last[:, :w], last[:, w:2 * w], last[:, :w]
+        if self.deflicker is not None:
+            self.last_written = self.deflicker.prev_written = last[:, 2 * w:]
 
     def indices(self, start: int):
         from ..io.readers import VideoError, iter_frames
@@ -282,6 +295,9 @@ class ClipStart:
             detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
             self._carried, self._visible = True, float(mask.mean())
             self.carried = (detail, flow, mask)
+        if self.deflicker is not None:  # the last written residual, carried along the same flow
+            self.deflicker.prepare(None if self.carried is None else
+                                   warp(dream_detail(self.last_written, self.prev_src, settings), flow), mask)
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
@@ -295,6 +311,8 @@ class ClipStart:
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
         self.last_written = frame
+        if self.deflicker is not None:  # ... the dream itself, where the written frame is filtered
+            self.prev_dream = self.deflicker.written(frame)
         flow_s = prepare_s if self._carried else 0.0
         self.flow_seconds += prepare_s
         self.dream_seconds += dream_s
@@ -304,10 +322,11 @@ class ClipStart:
                 "objective_end": result.octaves[-1].objective_end}
 
     def checkpoint_image(self) -> np.ndarray:
-        return np.concatenate([self.prev_dream, self.prev_src], axis=1)
+        extra = [] if self.deflicker is None else [self.last_written]
+        return np.concatenate([self.prev_dream, self.prev_src, *extra], axis=1)
 
-    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source, side by side
-        return (self.clip.size[1], 2 * self.clip.size[0], 3)
+    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source (, written), side by side
+        return (self.clip.size[1], (2 if self.deflicker is None else 3) * self.clip.size[0], 3)
 
     resumable = True
 
@@ -318,7 +337,8 @@ class ClipStart:
         return {}
 
     def finish(self, k: int, image: torch.Tensor) -> torch.Tensor:
-        return image
+        """--deflicker: what is written has its residual filtered along the flow."""
+        return image if self.deflicker is None else self.deflicker.apply(image, smoothed_source(self._src, self.settings))
 
 
 def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):
@@ -384,6 +404,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "every": job.every,
                 "flow": job.flow if raft is None else raft,
                 "blend": job.blend if job.flow != "none" else None,
+                "deflicker": job.deflicker,
                 "parameters": plan.to_json(),
                 "model": engine.spec.name,
                 "weights": plan.to_json()["weights_source"],

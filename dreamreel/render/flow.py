@@ -36,6 +36,8 @@ __all__ = [
     "occlusion_mask",
     "clip_flow",
     "temporal_inconsistency",
+    "still_masks",
+    "still_change",
     "FLOW_METHODS",
 ]
 
@@ -349,3 +351,27 @@ def temporal_inconsistency(frames: Iterable[np.ndarray], flow: ClipFlow) -> floa
         raise ValueError(f"got {n} frames but the flow covers {len(flow)}")
     return total / weight if weight > 0 else 0.0
 
+
+def still_masks(source: list[np.ndarray], flow: ClipFlow, *, motion: float = 0.5, change: float = 4.0) -> list[np.ndarray]:
+    """Per frame after the first, where the source clip holds still: its flow under ``motion`` px and its grey
+    level changing by less than ``change`` (float32 HxW masks, on the source's grid)."""
+    out = []
+    for prev, cur, f in zip(source, source[1:], flow.to_prev):
+        g0, g1 = (_gray(x).astype(np.float32) for x in (prev, cur))
+        out.append(((np.hypot(f[..., 0], f[..., 1]) < motion) & (np.abs(g1 - g0) < change)).astype(np.float32))
+    return out
+
+
+def still_change(frames: Iterable[np.ndarray], masks: list[np.ndarray]) -> float:
+    """Mean |frame_k - frame_(k-1)| (grey levels, over channels) on the still pixels of :func:`still_masks`:
+    the flicker where the picture does not move. Frames are the source's size."""
+    total = weight = 0.0
+    prev = None
+    for k, frame in enumerate(frames):
+        cur = np.asarray(frame, np.float32)
+        if prev is not None:
+            m = masks[k - 1]
+            total += float((np.abs(cur - prev).mean(axis=2) * m).sum())
+            weight += float(m.sum())
+        prev = cur
+    return total / max(weight, 1.0)
