@@ -7,7 +7,6 @@ and ``4`` and a clip of ../shared/data/realshort.mp4 with ``1`` and ``2``, then 
 
     change_ratio=X   median |frame - previous| of the interpolated file / of the plain one (about 1/N)
     detail_ratio=X   Laplacian energy of the in-betweens / of the dreamt frames (1: as sharp; within 10%)
-    raw_detail=X     the same without the detail restoration (tween.keep_detail), for comparison
     cost=X           seconds per in-between / seconds per dreamt frame (from the sidecar)
 """
 
