@@ -159,7 +159,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     if job.draft:  # the same job at half the size, one step per frame
         from .render.preview import draft_timeline, draft_values
 
-        values = draft_values(values, size)
+        values = draft_values(values, size, plan.spec.min_size)
         plan = resolve_plan(values, pname)
         job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(timeline), 1, 1, [1]
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]) if tensor is not None else source.noise_size)
@@ -180,7 +180,7 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
     if job.draft:  # the same job at half the size, one step per frame
         from .render.preview import draft_values
 
-        values = draft_values(values, clip.size)
+        values = draft_values(values, clip.size, plan.spec.min_size)
         plan = resolve_plan(values, pname)
         clip = plan_clip(Path(video), plan, job)
     return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,

@@ -103,3 +103,11 @@ def test_draft_dry_run_says_it_is_a_draft(tmp_path, data_dir, capsys):
     out = capsys.readouterr().out
     assert "draft" in out and "226x150" in out  # chelsea.png is 451x300
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_a_draft_below_the_models_size_is_one_line(tmp_path, data_dir, capsys):
+    assert main(["zoom", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.mp4"), "--size", "48", "--draft",
+                 "-q"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--draft halves 48x32 to 24x16" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []

@@ -74,11 +74,15 @@ def preview_recorders(values: dict) -> list[Recorder]:
     return [PreviewRecorder(Path(values["preview"]), every=values["preview_every"], label=label)]
 
 
-def draft_values(values: dict, full_size: tuple[int, int]) -> dict:
+def draft_values(values: dict, full_size: tuple[int, int], min_side: int = 1) -> dict:
     """--draft: ``values`` at half the width and height of ``full_size``, one octave and one step for every
-    frame (a zoom's shifts are in its timeline: :func:`draft_timeline`)."""
+    frame (a zoom's shifts are in its timeline: :func:`draft_timeline`); refused below the model's ``min_side``."""
     w, h = full_size
-    return dict(values, size=(max(1, round(w / 2)), max(1, round(h / 2))), steps=[1], octaves=1, first_octaves=1)
+    size = (max(1, round(w / 2)), max(1, round(h / 2)))
+    if min(size) < min_side:
+        raise DreamError(f"--draft halves {w}x{h} to {size[0]}x{size[1]}, below the model's {min_side} px a side",
+                         "drop --draft, or use a larger --size")
+    return dict(values, size=size, steps=[1], octaves=1, first_octaves=1)
 
 
 def draft_timeline(timeline):
