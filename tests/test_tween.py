@@ -124,7 +124,7 @@ def test_zoom_inbetweens_are_as_sharp_as_the_dreamt_frames_and_change_a_quarter(
     assert [np.array_equal(a, b) for a, b in zip(frames[::4], outs[1])] == [True] * 5  # the dreamt frames as they were
 
 
-def test_resumed_interpolated_zoom_matches_an_uninterrupted_one(tmp_path, data_dir, monkeypatch):
+def test_resumed_interpolated_zoom_matches_an_uninterrupted_one(tmp_path, data_dir, monkeypatch, capsys):
     import dreamreel.render.runtime as runtime
 
     args = ["zoom", str(data_dir / "chelsea.png"), "--frames", "6", "--interpolate", "3", *TINY]
@@ -140,7 +140,9 @@ def test_resumed_interpolated_zoom_matches_an_uninterrupted_one(tmp_path, data_d
         return real(*a, **k)
 
     monkeypatch.setattr(runtime, "run_dream", interrupting)
+    capsys.readouterr()
     assert main([*args, "-o", str(out) + "/"]) == 130
+    assert f"{out} holds 7 of 18 frames" in capsys.readouterr().err  # the file's frames, in-betweens included
     assert count_frames(out) == 7  # three dreamt frames and the in-betweens between them; none after the last
     state = json.loads((tmp_path / ".r.resume" / "state.json").read_text())
     assert state["frames_done"] == 3
