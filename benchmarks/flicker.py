@@ -159,13 +159,7 @@ def main(argv=None) -> int:
           f"{','.join(map(str, plan.steps))} step(s); in the render loop, flow + warp + blend "
           f"{flow['flow_t'] * 1000:.1f} ms vs dream {flow['dream_t'] * 1000:.1f} ms)")
 
-    off, on = results["farneback"], results["deflicker"]
-    print(f"still regions: {np.mean([m.mean() for m in still]):.1%} of the pixels; the source's own change there "
-          f"{still_source:.3f}")
-    print(f"deflicker 0: still_change_added={off['still']:.3f} dream_strength={off['strength']:.2f}; deflicker {deflicker}: "
-          f"still_change_added={on['still']:.3f} dream_strength={on['strength']:.2f}")
-    print(f"still_ratio={on['still'] / off['still']:.3f} ({'meets' if on['still'] <= 0.5 * off['still'] else 'MISSES'} "
-          f"<= 0.5); strength_ratio={on['strength'] / off['strength']:.3f}")
+    print_still(results["farneback"], results["deflicker"], deflicker, still, still_source)
     if a.sheet:
         pick = np.linspace(0, len(source) - 1, min(6, len(source))).round().astype(int)
         rows = [np.concatenate([frames[i] for i in pick], axis=1)
@@ -173,6 +167,16 @@ def main(argv=None) -> int:
         iio.imwrite(a.sheet, np.concatenate(rows, axis=0))
         print(f"sheet {a.sheet}: rows source / none / farneback, frames {list(pick)}")
     return 0
+
+
+def print_still(off: dict, on: dict, deflicker: str, still: list, still_source: float) -> None:
+    """The still regions' change added by the dream without and with the deflicker filter, beside the strengths."""
+    print(f"still regions: {np.mean([m.mean() for m in still]):.1%} of the pixels; the source's own change there "
+          f"{still_source:.3f}")
+    print(f"deflicker 0: still_change_added={off['still']:.3f} dream_strength={off['strength']:.2f}; deflicker {deflicker}: "
+          f"still_change_added={on['still']:.3f} dream_strength={on['strength']:.2f}")
+    print(f"still_ratio={on['still'] / off['still']:.3f} ({'meets' if on['still'] <= 0.5 * off['still'] else 'MISSES'} "
+          f"<= 0.5); strength_ratio={on['strength'] / off['strength']:.3f}")
 
 
 def patch_clip(folder: Path) -> Path:
