@@ -140,7 +140,8 @@ def cmd_video(args) -> int:
         print(f"input      {source}  {info.size[0]}x{info.size[1]}, {info.n_frames} frames at {info.fps:.4g} fps, {audio}{vfr}")
         print(f"output     {output}  {'' if clip.exact else 'about '}{_frames_line(clip.frames, clip.fps, job.interpolate)}, "
               f"{clip.size[0]}x{clip.size[1]}" + ("  (draft: half the size, one step per frame)" if job.draft else ""))
-        carry = "none (every frame on its own)" if job.flow == "none" else f"{p.raft or job.flow}, blend {job.blend:g}"
+        carry = "none (every frame on its own)" if job.flow == "none" else \
+            f"{p.raft or job.flow}, blend {job.blend:g}, deflicker {job.deflicker:g}"
         print(f"flow       {carry}")
         if segments is not None:
             where = "on Ray" if args.ray is not None else "in worker processes"
