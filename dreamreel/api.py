@@ -37,8 +37,10 @@ class Prepared:
 
 def resolve_values(command: str, given: dict[str, Any], preset: str | None = None, *, where=None):
     """Merge keywords/flags with a preset and the command's defaults; (values, preset name)."""
+    from .options import canonical_keys
     from .presets import load_preset
 
+    given = canonical_keys(given, where or (lambda k: k))
     unknown = [k for k in given if k not in OPTION_KEYS]
     if unknown:
         from .errors import did_you_mean
@@ -83,8 +85,9 @@ def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Pa
     out = [Path(s) for s in sources if s is not None]
     if preset:
         out.append(available().get(preset, Path(preset)))
-    if values.get("timeline"):
-        out.append(Path(values["timeline"]))
+    for key in ("timeline", "parseq", "depth"):
+        if values.get(key):
+            out.append(Path(values[key]))
     if values.get("weights") not in (None, "default", "random"):
         out.append(Path(values["weights"]))
     return out
@@ -131,26 +134,27 @@ def prepare_still(image, *, preset: str | None = None, where=None, **options) ->
 
 def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> Prepared:
     from .plan import resolve_plan
-    from .render.runtime import load_source
-    from .render.timeline import Timeline, load_timeline
+    from .presets import load_preset
     from .render import art
+    from .render.runtime import load_source
     from .render.zoom import ZoomJob
 
     values, pname = resolve_values("zoom", options, preset, where=where)
     plan = resolve_plan(values, pname)
-    timeline = load_timeline(values["timeline"]) if values["timeline"] else Timeline()
-    shift = values["shift"]
-    timeline = timeline.with_defaults(zoom=values["zoom"], rotate=values["rotate"], shift_x=shift[0], shift_y=shift[1])
-    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=timeline, first_octaves=values["first_octaves"],
-                  octaves=plan.octaves, steps=plan.steps, crf=values["crf"], color_match=values["color_match"],
+    zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
+    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
+                  first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
+                  color_match=values["color_match"],
+                  travel=values["travel"], travel_weight=values["travel_weight"],
                   interpolate=values["interpolate"], draft=values["draft"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
     if job.loop and job.interpolate > 1:
         raise DreamError("--interpolate does not work with --loop (the loop's fade reorders the frames)",
                          "leave one of them out")
+    job.timeline.bind(job.frames + job.loop, job.fps)  # every schedule's every frame, checked before any work
     from .render.zoom import check_timeline_objectives
 
-    check_timeline_objectives(plan, timeline)  # before the source is read
+    check_timeline_objectives(plan, job.timeline)  # before the source is read
     source, tensor = _source(image)
     if tensor is None:
         tensor, size = load_source(source, plan)
@@ -161,11 +165,54 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
 
         values = draft_values(values, size, plan.spec.min_size)
         plan = resolve_plan(values, pname)
-        job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(timeline), 1, 1, [1]
+        job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(job.timeline), 1, 1, [1]
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]) if tensor is not None else source.noise_size)
+    if values["depth"]:
+        from .render.camera import CAMERA_KEYS
+        from .render.masks import open_mask
+
+        timeline = job.timeline
+        if not any(k in CAMERA_KEYS for k in {*timeline.schedules, *(k for key in timeline.keys for k in key.values)}):
+            raise DreamError("--depth shapes the 3D camera's picture, and no 3D key is set",
+                             "add --translation-z or a --rotation-3d-x/y/z")
+
+        job.depth = open_mask(values["depth"], what="depth map")
+        job.depth.check(size)
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
                     first_settings=plan.settings(size, octaves=values["first_octaves"]),
                     inputs=input_files(values, preset, source.path))
+
+
+def zoom_timeline(values: dict[str, Any], zoom_set: bool = True):
+    """The zoom's timeline: the --timeline file's keys and schedules, then --parseq's tables, then the flags'
+    constants and schedules for the keys neither sets. A 3D camera flies without the default zoom (1.0 unless
+    ``zoom_set``: given as a flag, keyword or in the preset)."""
+    from .options import SCHEDULE_KEYS, weight_schedule
+    from .render.camera import CAMERA_KEYS
+    from .render.timeline import Timeline, load_parseq, load_timeline
+    from .schedule import Schedule
+
+    timeline = load_timeline(values["timeline"]) if values["timeline"] else Timeline()
+    set_keys = {k for key in timeline.keys for k in key.values} | set(timeline.schedules)
+    if values["parseq"]:
+        tables = load_parseq(values["parseq"])
+        if both := sorted(set(tables) & set_keys):
+            raise DreamError(f"--timeline and --parseq both set {both[0]!r}", "set each key in one place")
+        timeline = Timeline(timeline.keys, {**timeline.schedules, **tables})
+        set_keys |= set(tables)
+    shift = values["shift"]
+    flags = {k: values[k] for k in SCHEDULE_KEYS if k != "blend"}
+    flags["shift_x"] = shift[0] if values["shift_x"] is None else values["shift_x"]
+    flags["shift_y"] = shift[1] if values["shift_y"] is None else values["shift_y"]
+    for key in ("lr", "sigma", "steps"):  # these are the plan's unless scheduled
+        if not isinstance(flags[key], Schedule):
+            del flags[key]
+    for key in ("layer", "target"):  # the flags' specs with a scheduled weight: the timeline evaluates them per frame
+        if any(weight_schedule(spec, key) for spec in values[key]):
+            flags[key] = values[key]
+    if not zoom_set and any(flags.get(k) is not None or k in set_keys for k in CAMERA_KEYS):
+        flags["zoom"] = 1.0
+    return timeline.with_defaults(**flags)
 
 
 def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> Prepared:

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import DreamError, did_you_mean
+from .schedule import Schedule, ScheduleError, looks_like_schedule, parse_schedule_string
 
 Size = tuple[int, int]  # (width, height)
 
 #: Colour space of the gradient step, and of --color-match (engine/conditioning.py implements them).
 COLOR_MODES = ("rgb", "decorrelated", "luminance")
 MATCH_MODES = ("none", "rgb", "decorrelated")
+#: How a whole --layer is scored (engine/objectives.py): the article's sum, or the original DeepDream's squares.
+LAYER_OBJECTIVES = ("sum", "square")
 
 MAX_SIDE = 8192
 
@@ -178,6 +181,22 @@ def _flow(text: str) -> str:
     return text
 
 
+def _scheduled(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, or a schedule string (``0:(1.0), 60:(1.04)``: see ``schedule``) when the value holds a parenthesis."""
+    def scheduled(text: str) -> Any:
+        return parse_schedule_string(text) if looks_like_schedule(text) else parse(text)
+
+    scheduled.__name__ = parse.__name__
+    return scheduled
+
+
+def _camera_degrees(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of any command: its flag (``--`` + key with ``-``), parser (the one place its values are
@@ -236,12 +255,15 @@ OPTIONS: list[Option] = [
     Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
+    Option("layer_objective", _choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
+           "original DeepDream: amplifies what the layer already sees, so the picture decides what grows) or sum (the "
+           "article's: every feature pushed alike)", "{square,sum}"),
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
     Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
-    Option("steps", parse_int_list, [10], "steps per octave (or one per octave: N1,N2,...)", "N"),
-    Option("lr", parse_schedule, [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]"),
-    Option("sigma", parse_schedule, [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]"),
+    Option("steps", _scheduled(parse_int_list), [10], "steps per octave (or one per octave: N1,N2,...)", "N|S"),
+    Option("lr", _scheduled(parse_schedule), [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]|S"),
+    Option("sigma", _scheduled(parse_schedule), [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]|S"),
     Option("smooth_every", _positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
     Option("jitter", _nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
     Option("normalize", _choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
@@ -262,24 +284,48 @@ OPTIONS: list[Option] = [
     # zoom
     Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
     Option("fps", _positive_float, 12.0, "frames per second", "F", group="zoom"),
-    Option("zoom", _positive_float, 1.04, "zoom per frame, >1 moves in", "Z", group="zoom"),
-    Option("rotate", float, 0.0, "rotation per frame in degrees", "DEG", group="zoom"),
+    Option("zoom", _scheduled(_positive_float), 1.04, "zoom per frame, >1 moves in; or a schedule "
+           "'0:(1.0), 60:(1.04)' (any option marked S takes one: see README)", "Z|S", group="zoom"),
+    Option("rotate", _scheduled(float), 0.0, "rotation per frame in degrees, counterclockwise (Deforum: --angle)",
+           "DEG|S", group="zoom"),
     Option("shift", parse_shift, (0.0, 0.0), "shift per frame in pixels", "DX,DY", group="zoom"),
+    Option("shift_x", _scheduled(float), None, "shift per frame in pixels to the right; overrides --shift's DX "
+           "(Deforum: --translation-x)", "PX|S", group="zoom"),
+    Option("shift_y", _scheduled(float), None, "... down; overrides --shift's DY (Deforum: --translation-y)", "PX|S",
+           group="zoom"),
+    # the 3D camera (render/camera.py)
+    Option("translation_z", _scheduled(float), None, "3D camera: moves forward per frame, in 1/200 of the distance "
+           "to the picture (Deforum's unit)", "Z|S", group="zoom"),
+    Option("rotation_3d_x", _scheduled(_camera_degrees), None, "3D camera: tilts up per frame, degrees", "DEG|S",
+           group="zoom"),
+    Option("rotation_3d_y", _scheduled(_camera_degrees), None, "3D camera: turns right per frame, degrees", "DEG|S",
+           group="zoom"),
+    Option("rotation_3d_z", _scheduled(_camera_degrees), None, "3D camera: rolls per frame, degrees (the picture "
+           "turns counterclockwise)", "DEG|S", group="zoom"),
+    Option("fov", _scheduled(_positive_float), None, "3D camera: field of view across the shorter side, degrees "
+           "[default: 40]", "DEG|S", group="zoom"),
+    Option("depth", str, None, "3D camera: depth of the picture, a grey still or video (white near, black twice as "
+           "far) with the output's aspect; default: a flat picture", "IMG|VIDEO", group="zoom"),
+    Option("parseq", str, None, "per-frame values from a Parseq render (its JSON's rendered_frames): zoom, angle, "
+           "translation_x/y/z, rotation_3d_x/y/z, fov", "FILE.json", group="zoom"),
     Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom"),
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
     Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
+    Option("travel", _nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
+           "family (birds, buildings, fish, flowers, ...), so the content changes as it goes in; 0: off", "N", group="zoom"),
+    Option("travel_weight", _nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
-           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
+           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
     Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
     Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom"),
     # video
     Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
            "frame dreamt on its own)", "{farneback,raft,none}", group="video"),
-    Option("blend", _ranged_float(0.0, 1.0), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
-           "the next frame's start (higher: steadier, stronger dream)", "B", group="video"),
+    Option("blend", _scheduled(_ranged_float(0.0, 1.0)), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
+           "the next frame's start (higher: steadier, stronger dream)", "B|S", group="video"),
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
@@ -318,6 +364,30 @@ OPTIONS: list[Option] = [
            "per GPU) [default: 1 when the cluster has GPUs]", "G", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}
+#: Options whose value may change over the frames: a schedule string (or a timeline, --parseq, --react) sets it.
+SCHEDULE_KEYS = ("zoom", "rotate", "shift_x", "shift_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
+                 "rotation_3d_z", "fov", "lr", "sigma", "steps", "blend")
+#: Deforum's names for the same options (flags, keywords, presets, timelines and Parseq files take them).
+ALIASES = {"angle": "rotate", "translation_x": "shift_x", "translation_y": "shift_y"}
+
+
+def canonical_keys(values: dict[str, Any], where: Callable[[str], str] = lambda k: k) -> dict[str, Any]:
+    """``values`` with Deforum's names (``angle``) under dreamreel's (``rotate``); both given is refused."""
+    out = dict(values)
+    for alias, key in ALIASES.items():
+        if alias in out:
+            if out.get(key) is not None and out[alias] is not None:
+                raise DreamError(f"{where(alias)} and {where(key)} are the same option", "give one of them")
+            value = out.pop(alias)
+            if value is not None or key not in out:
+                out[key] = value
+    return out
+
+
+def weight_schedule(spec: str, key: str) -> Schedule | None:
+    """The schedule of a --layer/--target spec's weight (``block7@0:(1), 48:(0)``), or None (a number, or none)."""
+    w = spec_weight(spec, key)
+    return parse_schedule_string(w) if w is not None and looks_like_schedule(w) else None
 
 
 # ---------------------------------------------------------------- the validation layer: ranges of every number
@@ -371,6 +441,13 @@ LIMITS: dict[str, Limit] = {
     "zoom": Limit(0.1, 10),
     "rotate": Limit(-360, 360, unit="degrees"),
     "shift": Limit(-MAX_SIDE, MAX_SIDE, unit="px"),
+    "shift_x": Limit(-MAX_SIDE, MAX_SIDE, unit="px"),
+    "shift_y": Limit(-MAX_SIDE, MAX_SIDE, unit="px"),
+    "translation_z": Limit(-100, 100),  # 1/200 of the distance to the picture: at most half the way per frame
+    "rotation_3d_x": Limit(-90, 90, unit="degrees"),
+    "rotation_3d_y": Limit(-90, 90, unit="degrees"),
+    "rotation_3d_z": Limit(-360, 360, unit="degrees"),
+    "fov": Limit(1, 170, unit="degrees"),
     "first_octaves": Limit(1, MAX_SIDE),
     "blend": Limit(0, 1),
     "start": Limit(0, 1e7, unit="s"),
@@ -388,6 +465,8 @@ LIMITS: dict[str, Limit] = {
     "tile_overlap": Limit(0, MAX_SIDE, unit="px"),
     "mask_feather": Limit(0, MAX_SIDE, unit="px"),
     "loop_frames": Limit(1, 1_000_000),
+    "travel": Limit(0, 1_000_000),
+    "travel_weight": Limit(0, 1000),  # a term weight, as after @
     "segments": Limit(1, 1024),
     "deflicker": Limit(0, 1),
     "interpolate": Limit(1, 16),
@@ -431,6 +510,8 @@ def check_range(key: str, parsed: Any) -> None:
             w = spec_weight(spec, key)
             if w is None:
                 continue
+            if looks_like_schedule(w):
+                continue  # a schedule: checked frame by frame (specs_at)
             try:
                 f = float(w)
             except ValueError:
@@ -458,6 +539,12 @@ def parse_value(key: str, value: Any, where: str) -> Any:
         parsed = [str(v) for v in items]
         if bad := [v for v in parsed if any(ord(c) < 32 or ord(c) == 127 for c in v)]:
             raise DreamError(f"{where}: {key} {bad[0]!r} holds a control character")
+        if key in ("layer", "target"):
+            for spec in parsed:
+                try:
+                    weight_schedule(spec, key)
+                except ScheduleError as exc:  # the column counts from the weight's first character
+                    raise DreamError(f"{where}: {key} {spec!r}: weight {exc}", exc.hint) from None
         try:
             check_range(key, parsed)
         except ValueError as exc:
@@ -477,6 +564,8 @@ def parse_value(key: str, value: Any, where: str) -> Any:
     try:
         parsed = o.parse(text)
         check_range(key, parsed)
+    except ScheduleError as exc:  # "--zoom: bad schedule at column 7: unknown name 'foo'"
+        raise DreamError(f"{where}: {exc}", exc.hint) from None
     except (ValueError, OverflowError) as exc:
         hint = str(exc) or None
         if not hint and re.search(r"nan|inf", text, re.I):  # a parser that compares refuses NaN without words

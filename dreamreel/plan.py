@@ -29,6 +29,7 @@ class DreamPlan:
     weights: str
     layer: list[str]
     target: list[str]
+    layer_objective: str
     size: int | Size | None
     octaves: int | list[int]
     octave_scale: float
@@ -62,8 +63,8 @@ class DreamPlan:
             from .engine.guide import build_guided_objective
 
             return build_guided_objective(self.layer, self.target, self.guide, self.guide_layer,
-                                          self.spec.default_layer).bind(self.spec)
-        return build_objective(self.layer, self.target, self.spec.default_layer).bind(self.spec)
+                                          self.spec.default_layer, self.layer_objective).bind(self.spec)
+        return build_objective(self.layer, self.target, self.spec.default_layers, self.layer_objective).bind(self.spec)
 
     @property
     def overlap(self) -> int:
@@ -150,7 +151,8 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     """Validate merged option values into a plan (model, weights, layers, classes, features)."""
     spec = get_spec(values["model"])
     check_weights_arg(values["weights"])
-    plan = DreamPlan(**{k: values[k] for k in DREAM_KEYS}, preset=preset_name)
+    plan = DreamPlan(**{k: _first_value(k, values[k], values.get("fps") or 12.0) for k in DREAM_KEYS},
+                     preset=preset_name)
     plan.model = spec.name
     from .engine import device_problem
 
@@ -164,6 +166,18 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
     if plan.mask:
         plan.mask_source()  # readable now
     return plan
+
+
+def _first_value(key: str, value: Any, fps: float) -> Any:
+    """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
+    from .render.timeline import frame_value, specs_at
+    from .schedule import Schedule
+
+    if key in ("layer", "target"):
+        return specs_at(value, key, 0, 1, fps)
+    if not isinstance(value, Schedule):
+        return value
+    return frame_value(key, value, fps=fps)
 
 
 def plan_lines(plan: DreamPlan, settings: DreamSettings, objective: Objective) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DreamError, did_you_mean
-from .options import PRESET_KEYS, parse_value
+from .options import ALIASES, PRESET_KEYS, parse_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,6 +83,10 @@ def load_preset(name_or_path: str) -> Preset:
     values, extra = {}, {}
     for key, value in data.items():
         where = f"{path}:{_line_of(text, key) or 1}"
+        if key in ALIASES:  # Deforum's names (angle = ...)
+            if ALIASES[key] in data:
+                raise DreamError(f"{where}: {key!r} and {ALIASES[key]!r} are the same option", "keep one of them")
+            key = ALIASES[key]
         if key in PRESET_KEYS:
             values[key] = parse_value(key, value, f"{where}: key {key!r}")
         elif key in EXTRA_KEYS:

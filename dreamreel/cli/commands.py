@@ -102,6 +102,12 @@ def cmd_zoom(args) -> int:
               f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
         job = p.job
+        if scheduled := timeline.describe():
+            print("schedules  " + "  ".join(f"{k} {s}" for k, s in scheduled.items()))
+        if m.camera is not None:
+            depth = f"over {v['depth']}" if v["depth"] else "over a flat picture"
+            print(f"camera     forward {m.camera.translation_z:g}/200  rotation {','.join(f'{a:g}' for a in m.camera.rotation)}"
+                  f" deg  fov {m.camera.fov:g} deg per frame, {depth}")
         if job.audio_features is not None:
             print(f"audio      {v['audio']}  {job.audio_features.duration:.2f} s -> {job.frames} frames; react "
                   + (", ".join(f"{r.key} {r.low:g}..{r.high:g} by {r.feature}" for r in job.reacts) or "nothing"))
@@ -143,6 +149,8 @@ def cmd_video(args) -> int:
         carry = "none (every frame on its own)" if job.flow == "none" else \
             f"{p.raft or job.flow}, blend {job.blend:g}, deflicker {job.deflicker:g}"
         print(f"flow       {carry}")
+        if job.timeline is not None and (scheduled := job.timeline.describe()):
+            print("schedules  " + "  ".join(f"{k} {s}" for k, s in scheduled.items()))
         if segments is not None:
             where = "on Ray" if args.ray is not None else "in worker processes"
             print(f"segments   {segments[0]}, each {segments[1]} frames early, cross-faded at the seams; {where}")
@@ -168,7 +176,7 @@ def cmd_models(args) -> int:
 
     for spec in list_models():
         print(f"{spec.name:20s} {spec.description}")
-        print(f"{'':20s} default layer {spec.default_layer}; weights: {spec.weights_source}")
+        print(f"{'':20s} default layer {' + '.join(spec.default_layers)}; weights: {spec.weights_source}")
     return 0
 
 

@@ -6,7 +6,10 @@ import argparse
 import re
 from typing import Any
 
-from ..options import OPTIONS
+from ..options import ALIASES, OPTIONS
+
+#: Each option's Deforum spellings as extra flags (--angle for --rotate).
+_ALIAS_FLAGS = {key: ["--" + alias.replace("_", "-") for alias, k in ALIASES.items() if k == key] for key in ALIASES.values()}
 
 GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
                 "recording": "recording", "batch": "batch",
@@ -41,7 +44,8 @@ def add_options(parser: argparse.ArgumentParser, groups: dict[str, tuple[str, ..
             elif o.repeat:
                 g.add_argument(o.flag, dest=o.key, action="append", default=None, metavar=o.metavar, help=help_text)
             else:
-                g.add_argument(o.flag, dest=o.key, default=None, metavar=o.metavar, help=help_text)
+                g.add_argument(o.flag, *_ALIAS_FLAGS.get(o.key, ()), dest=o.key, default=None, metavar=o.metavar,
+                               help=help_text)
         if group == "dream":
             g.add_argument("--preset", default=None, metavar="NAME|FILE", help="fill defaults from a preset (see: dreamreel presets); explicit flags win")
             g.add_argument("--dry-run", action="store_true", help="resolve and validate everything, print the plan, compute nothing")
@@ -59,7 +63,7 @@ def with_negative_values(argv: list[str]) -> list[str]:
     """``--shift -4,2`` and ``--rotate -inf`` as ``--shift=-4,2``: argparse takes a value that starts with "-"
     and is not a plain negative number for an option, so a negative list or a non-finite number would be
     refused with "expected one argument" (and -inf never reach the range check that names it)."""
-    valued = {o.flag for o in OPTIONS if not o.switch}
+    valued = {o.flag for o in OPTIONS if not o.switch} | {f for flags in _ALIAS_FLAGS.values() for f in flags}
     out, i = [], 0
     while i < len(argv):
         arg = argv[i]

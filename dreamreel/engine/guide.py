@@ -136,14 +136,14 @@ def parse_guide_spec(text: str, layer: str) -> Objective:
 
 
 def build_guided_objective(layer_specs: Sequence[str], target_specs: Sequence[str], guide_specs: Sequence[str],
-                           guide_layer: str | None, default_layer: str) -> Objective:
+                           guide_layer: str | None, default_layer: str, mode: str = "sum") -> Objective:
     """The CLI's objective with guides: --layer and --target terms (if any) plus one Guide term per --guide."""
     if guide_layer is None:
         guide_layer = layer_specs[0].partition("@")[0].partition(":")[0].strip() if layer_specs else default_layer
     guides = [parse_guide_spec(s, guide_layer) for s in guide_specs]
     total = sum(guides[1:], guides[0])
     if layer_specs or target_specs:
-        total = build_objective(layer_specs, target_specs, default_layer) + total
+        total = build_objective(layer_specs, target_specs, default_layer, mode) + total
     return total
 
 

@@ -2,8 +2,10 @@
 
 ``layer("inception4c") + 0.5 * target("bubble")`` reads like the article's ``a*g_l + b*g_t``.
 A whole layer is the article's sum over features and positions scaled by 1/number-of-features,
-so its gradient is the mean of its features' gradients (the article's b = 1/F); chosen features
-are summed unscaled, as the article optimises single features.
+so its gradient is the mean of its features' gradients (the article's b = 1/F), or (``square``) the
+original DeepDream's half sum of squared activations, again over F and over the layer's mean |activation|:
+its gradient is the activation itself (in units of its mean), so it amplifies what the layer already sees
+in the picture instead of pushing every feature alike. Chosen features are summed unscaled, as the article optimises single features.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import DreamError, did_you_mean
+from ..options import LAYER_OBJECTIVES  # the option table owns the choices
 
 if TYPE_CHECKING:
     import torch
@@ -70,24 +73,28 @@ def check_layer(spec, name: str) -> int:
 
 
 class Layer(Objective):
-    """The whole layer: sum over features and positions, divided by the number of features."""
+    """The whole layer: sum over features and positions (``square``: half the sum of squares), over the features."""
 
-    def __init__(self, name: str, channels: int | None = None):
-        self.name, self.channels = name, channels
+    def __init__(self, name: str, channels: int | None = None, mode: str = "sum"):
+        if mode not in LAYER_OBJECTIVES:
+            raise ValueError(f"unknown layer objective {mode!r}; choose one of {', '.join(LAYER_OBJECTIVES)}")
+        self.name, self.channels, self.mode = name, channels, mode
 
     @property
     def layers(self):
         return frozenset({self.name})
 
     def bind(self, spec):
-        return Layer(self.name, check_layer(spec, self.name))
+        return Layer(self.name, check_layer(spec, self.name), self.mode)
 
     def __call__(self, acts):
         z = acts[self.name].float()
+        if self.mode == "square":  # in units of the layer's own mean |activation|: comparable with the sum's weights
+            return 0.5 * z.square().sum() / ((self.channels or z.shape[1]) * z.detach().abs().mean().clamp_min(1e-6))
         return z.sum() / (self.channels or z.shape[1])
 
     def __repr__(self):
-        return f"layer({self.name!r})"
+        return f"layer({self.name!r})" if self.mode == "sum" else f"layer({self.name!r}, {self.mode!r})"
 
 
 class Features(Objective):
@@ -136,8 +143,32 @@ class Target(Objective):
     def __call__(self, acts):
         return acts["logits"][:, self.index].float().sum()
 
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """The target's softmax probability per image, shape (B,)."""
+        return logits.float().softmax(1)[:, self.index]
+
     def __repr__(self):
         return f"target({self.label or self.cls!r})"
+
+
+class Family(Target):
+    """A class family (``family:bird``): the log-sum-exp of its classes' logits, so whichever members the picture
+    is closest to grow (a soft maximum over the family rather than one species)."""
+
+    def __init__(self, name: str, indices: Sequence[int] | None = None):
+        super().__init__(f"family:{name}", None, f"family:{name}")
+        self.family, self.indices = name, tuple(indices or ())
+
+    def bind(self, spec):
+        from .families import family_indices
+
+        return Family(self.family, family_indices(self.family, spec.categories()))
+
+    def __call__(self, acts):
+        return acts["logits"][:, list(self.indices)].float().logsumexp(1).sum()
+
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().softmax(1)[:, list(self.indices)].sum(1)
 
 
 class Sum(Objective):
@@ -167,8 +198,8 @@ class Sum(Objective):
         return " + ".join(repr(t) if w == 1.0 else f"{w:g} * {t!r}" for w, t in self._terms)
 
 
-def layer(name: str) -> Layer:
-    return Layer(name)
+def layer(name: str, mode: str = "sum") -> Layer:
+    return Layer(name, mode=mode)
 
 
 def features(name: str, indices: Sequence[int] | int) -> Features:
@@ -176,6 +207,9 @@ def features(name: str, indices: Sequence[int] | int) -> Features:
 
 
 def target(cls: str | int) -> Target:
+    """A class target: a name, an index, or ``family:NAME`` (engine/families.py)."""
+    if isinstance(cls, str) and cls.startswith("family:"):
+        return Family(cls[len("family:"):].strip())
     return Target(cls)
 
 
@@ -216,27 +250,30 @@ def parse_weight(text: str, spec_text: str) -> float:
         raise DreamError(f"bad weight {text!r} in {spec_text!r}", "write NAME@0.5") from None
 
 
-def parse_layer_spec(text: str) -> Objective:
-    """``Mixed_6e``, ``Mixed_6e:3,7``, ``Mixed_6e:0-7``, each optionally ``@WEIGHT``."""
+def parse_layer_spec(text: str, mode: str = "sum") -> Objective:
+    """``Mixed_6e``, ``Mixed_6e:3,7``, ``Mixed_6e:0-7``, each optionally ``@WEIGHT``; ``mode`` scores whole layers."""
     body, _, weight = text.partition("@")
     name, colon, idx = body.partition(":")
     name = name.strip()
     if not name:
         raise DreamError(f"empty layer name in {text!r}", "see: dreamreel layers")
-    obj: Objective = Features(name, _parse_indices(idx, text)) if colon else Layer(name)
+    obj: Objective = Features(name, _parse_indices(idx, text)) if colon else Layer(name, mode=mode)
     return obj * parse_weight(weight, text) if weight else obj
 
 
 def parse_target_spec(text: str) -> Objective:
-    """``CLASS`` or ``CLASS@WEIGHT``; CLASS is a name (spaces and commas allowed) or an index."""
+    """``CLASS`` or ``CLASS@WEIGHT``; CLASS is a name (spaces and commas allowed), an index, or ``family:NAME``."""
     cls, at, weight = text.rpartition("@") if "@" in text else (text, "", "")
-    obj: Objective = Target(cls.strip())
+    cls = cls.strip()
+    obj: Objective = Family(cls[len("family:"):].strip()) if cls.startswith("family:") else Target(cls)
     return obj * parse_weight(weight, text) if at else obj
 
 
-def build_objective(layer_specs: Sequence[str], target_specs: Sequence[str], default_layer: str) -> Objective:
-    """The CLI's objective: all --layer terms plus all --target terms (the default layer when neither is given)."""
-    terms = [parse_layer_spec(s) for s in layer_specs] + [parse_target_spec(s) for s in target_specs]
-    if not terms:
-        terms = [Layer(default_layer)]
+def build_objective(layer_specs: Sequence[str], target_specs: Sequence[str], default_layers: str | Sequence[str],
+                    mode: str = "sum") -> Objective:
+    """The CLI's objective: all --layer terms plus all --target terms (the model's default layer specs when
+    neither is given); ``mode`` scores every whole-layer term (``sum`` or ``square``)."""
+    if not layer_specs and not target_specs:
+        layer_specs = [default_layers] if isinstance(default_layers, str) else list(default_layers)
+    terms = [parse_layer_spec(s, mode) for s in layer_specs] + [parse_target_spec(s) for s in target_specs]
     return sum(terms[1:], terms[0]) if len(terms) > 1 else terms[0]

@@ -219,7 +219,7 @@ class Dreamer:
     def target_probability(self, acts: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self._targets or "logits" not in acts:  # tiled dreams keep no whole-image logits
             return None
-        p = acts["logits"].float().softmax(1)[:, self._targets[0].index]
+        p = self._targets[0].probability(acts["logits"])
         return p[0] if p.shape[0] == 1 else p
 
     def dream(

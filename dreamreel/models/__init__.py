@@ -35,11 +35,17 @@ class ModelSpec:
     default_weights: Callable[[], dict]  # loads the default state dict, raising DreamError when unavailable
     weights_source: str  # where default weights come from, in words
     categories: Callable[[], list[str]]
-    default_layer: str
+    default_layer: str  # the deepest layer of the default objective (a guide's layer, the one `layers` marks)
     dreamable: Callable[[str], bool]  # which stage names a user may dream (logits is a target, not a layer)
     native_size: int = 224
     min_size: int = 32  # smallest side a dream octave may have
     notes: dict[str, str] = field(default_factory=dict)  # layer -> short description for `dreamreel layers`
+    default_mix: tuple[str, ...] = ()  # the default objective's --layer specs when it is more than default_layer
+
+    @property
+    def default_layers(self) -> tuple[str, ...]:
+        """The --layer specs of a dream that names no layer or target."""
+        return self.default_mix or (self.default_layer,)
 
     @functools.cached_property
     def layer_channels(self) -> dict[str, int]:

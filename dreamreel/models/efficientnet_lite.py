@@ -97,20 +97,35 @@ class _Head(nn.Module):
         return F.relu6(self._bn1(self._conv_head(x)))
 
 
-def blocks() -> list[MBConv]:
+def _width(c: int, width: float) -> int:
+    """EfficientNet's channel rounding: ``c * width`` to a multiple of 8, never more than 10% down."""
+    if width == 1.0:
+        return c
+    new = max(8, int(c * width + 4) // 8 * 8)
+    return new + 8 if new < 0.9 * c * width else new
+
+
+def blocks(width: float = 1.0, depth: float = 1.0) -> list[MBConv]:
+    """The MBConv blocks; ``width``/``depth`` scale channels and repeats as Lite1-4 do (Lite keeps the first and
+    last stage's single block, and the stem and head fixed)."""
     out = []
-    for repeats, kernel, stride, expand, cin, cout in STAGES:
+    for n, (repeats, kernel, stride, expand, cin, cout) in enumerate(STAGES):
+        cin, cout = (cin if n == 0 else _width(cin, width)), _width(cout, width)
+        repeats = repeats if n in (0, len(STAGES) - 1) else math.ceil(depth * repeats)
         for i in range(repeats):
             out.append(MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand))
     return out
 
 
-def build() -> Backbone:
-    """An untrained EfficientNet-Lite0 cut into dreamable stages."""
+def build(width: float = 1.0, depth: float = 1.0) -> Backbone:
+    """An untrained EfficientNet-Lite cut into dreamable stages (Lite0 at the defaults; Lite1 is depth 1.1, Lite2
+    width 1.1 and depth 1.2)."""
     stem, head = _Stem(), _Head()
     fc = nn.Linear(1280, 1000)
     stages: list[tuple[str, nn.Module]] = [("stem", stem)]
-    stages += [(f"block{i}", b) for i, b in enumerate(blocks())]
+    body = blocks(width, depth)
+    head._conv_head = nn.Conv2d(body[-1].out_channels, 1280, 1, bias=False)
+    stages += [(f"block{i}", b) for i, b in enumerate(body)]
     stages += [("head", head), ("logits", nn.Sequential(nn.AdaptiveAvgPool2d(1), Flatten(), fc))]
     return Backbone(stages, MEAN, STD)
 

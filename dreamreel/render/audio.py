@@ -12,7 +12,8 @@ lasts as long as the track, which is muxed into it.
 
 ``parse_react("zoom=1.00:1.06,lr=0.01:0.03@onset")`` maps features to parameters: each key goes linearly from
 A (feature 0) to B (feature 1), following the loudness unless ``@onset`` says otherwise. ``react_values``
-gives the per-frame values. Keys: zoom, rotate, shift_x, shift_y (motion), lr, sigma (the dream step), steps.
+gives the per-frame values. Keys: zoom, rotate, shift_x, shift_y (motion), translation_z, rotation_3d_x/y/z, fov
+(the 3D camera), lr, sigma (the dream step), steps.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DreamError
-from ..options import LIMITS
+from ..options import ALIASES, LIMITS
 
 SAMPLE_RATE = 22050
 SILENCE_RMS = 1e-4  # about -80 dBFS: a track whose loudest frame is quieter than this is silent
-REACT_KEYS = ("zoom", "rotate", "shift_x", "shift_y", "lr", "sigma", "steps")
+REACT_KEYS = ("zoom", "rotate", "shift_x", "shift_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
+              "rotation_3d_z", "fov", "lr", "sigma", "steps")
 FEATURES = ("loudness", "onset")
 
 
@@ -132,10 +134,10 @@ def parse_react(text: str) -> list[React]:
         part = part.strip()
         if not part:
             continue
-        m = re.fullmatch(r"([a-z_]+)\s*=\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*(?:@\s*([a-z]+))?", part)
+        m = re.fullmatch(r"([a-z_][a-z_0-9]*)\s*=\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*(?:@\s*([a-z]+))?", part)
         if not m:
             raise DreamError(f"bad --react item {part!r}", "write KEY=A:B or KEY=A:B@onset, e.g. zoom=1.00:1.06,lr=0.01:0.03")
-        key, a, b, feature = m.group(1), m.group(2), m.group(3), m.group(4) or "loudness"
+        key, a, b, feature = ALIASES.get(m.group(1), m.group(1)), m.group(2), m.group(3), m.group(4) or "loudness"
         if key not in REACT_KEYS:
             raise DreamError(f"--react cannot drive {key!r}", f"use {', '.join(REACT_KEYS)}")
         if feature not in FEATURES:
@@ -144,7 +146,7 @@ def parse_react(text: str) -> list[React]:
             low, high = float(a), float(b)
         except ValueError:
             raise DreamError(f"bad numbers in --react item {part!r}", "write KEY=A:B with numbers") from None
-        limit = LIMITS["shift" if key.startswith("shift") else key]  # the range a flag of that name has
+        limit = LIMITS[key]  # the range a flag of that name has
         for v in (low, high):
             if not math.isfinite(v) or not limit.holds(v):
                 raise DreamError(f"--react {key} value {v:g} is out of range in {part!r}", limit.hint())

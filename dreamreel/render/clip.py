@@ -51,6 +51,7 @@ class VideoJob:
     end: float | None = None  # seconds (exclusive)
     every: int = 1  # keep every N-th frame (the output plays at fps / N so it keeps the clip's timing)
     crf: int = 18
+    timeline: object = None  # timeline.Timeline of the scheduled blend, lr, sigma, steps (None: none scheduled)
     deflicker: float = 0.0  # the residual's temporal filter along the flow, 0-1 (render/deflicker.py)
     interpolate: int = 1  # in-betweens + 1 per dreamt frame (render/tween.py)
     draft: bool = False  # --draft: the sidecar says so
@@ -59,12 +60,14 @@ class VideoJob:
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
     from .deflicker import default_strength
+    from .timeline import clip_timeline, frame_value
 
     if values["deflicker"] and values["flow"] == "none":
         raise DreamError("--deflicker filters the dream along the optical flow, and --flow none has none",
                          "drop --deflicker, or choose a --flow")
-    job = VideoJob(flow=values["flow"], blend=values["blend"], start=values["start"], end=values["end"],
-                   every=values["every"], crf=values["crf"], deflicker=default_strength(values["flow"], values["deflicker"]),
+    job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
+                   end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values),
+                   deflicker=default_strength(values["flow"], values["deflicker"]),
                    interpolate=values["interpolate"], draft=values["draft"])
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
@@ -198,6 +201,8 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
         last = n if job.end is None else min(n, int(np.ceil(job.end * info.fps - 1e-6)))
         n = max(1, last - first)
     frames = -(-n // job.every)
+    if job.timeline is not None:  # every scheduled value of every frame, checked now
+        job.timeline.bind(max(1, frames), info.fps / job.every)
     return ClipPlan(info, size, info.fps / job.every, frames, exact)
 
 
@@ -237,6 +242,8 @@ class ClipStart:
         self.dream_seconds = self.flow_seconds = 0.0
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
+        self._values: dict = {}  # frame k's scheduled values
+        self._dreamers: dict = {}  # scheduled layer/target weights: a dreamer per frame's objective
         self.carried = None  # this frame's (carried detail, flow to the previous frame, its mask), for the tween
         self.deflicker = None
         if job.deflicker:
@@ -250,6 +257,7 @@ class ClipStart:
                             "settings": str(self.settings), "size": self.clip.size, "flow": job.flow,
                             "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
                             "warmup": self.warmup, "command": "video",
+                            **({"schedules": job.timeline.describe()} if job.timeline is not None else {}),
                             **({"deflicker": job.deflicker} if job.deflicker else {})})
 
     def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint: the last dream, its source (, written)
@@ -288,25 +296,44 @@ class ClipStart:
         from . import runtime
 
         plan, job, settings, src = self.plan, self.job, self.settings, self._src
+        values = self._values = job.timeline.at(k) if job.timeline is not None else {}
+        blend = values.get("blend", job.blend)
         detail = mask = None
         self._carried, self._visible, self.carried = False, None, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1)), flow)
             self._carried, self._visible = True, float(mask.mean())
             self.carried = (detail, flow, mask)
         if self.deflicker is not None:  # the last written residual, carried along the same flow
             self.deflicker.prepare(None if self.carried is None else
-                                   warp(dream_detail(self.last_written, self.prev_src, settings), flow), mask)
+                                   warp(dream_detail(self.last_written, self.prev_src, self._settings(k - 1)), flow),
+                                   mask)
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, settings)
-        from .art import frame_settings  # a --mask video masks frame k
+            detail = dream_detail(to_uint8(result.image), src, self._settings(k))
+        from .art import frame_settings  # a --mask video masks frame k; scheduled lr/sigma
 
-        return FrameStart(start_image(src, detail, job.blend, mask), frame_settings(settings, plan, None, k, {}, self.clip.size),
+        settings = self._settings(k)
+        if "layer" in values or "target" in values:  # scheduled weights: this frame's objective
+            from .zoom import dreamer_for
+
+            engine.dreamer = dreamer_for(engine, plan, values, self._dreamers)
+            engine.objective = engine.dreamer.objective
+        return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
+
+    def _settings(self, k: int):
+        """Frame k's settings with its scheduled steps, lr and sigma (also the blur its detail is measured against)."""
+        if self.job.timeline is None:
+            return self.settings
+        from .art import scheduled_settings
+
+        v = self.job.timeline.at(k)
+        return scheduled_settings(self.plan.settings(self.clip.size, steps=[v["steps"]]) if "steps" in v
+                                  else self.settings, v)
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
@@ -319,7 +346,7 @@ class ClipStart:
         return {"frame": k, "seconds": round(prepare_s + dream_s, 4), "flow_seconds": round(flow_s, 4),
                 "dream_seconds": round(dream_s, 4), "carried": self._carried,
                 "visible": None if self._visible is None else round(self._visible, 4), "passes": self._passes,
-                "objective_end": result.octaves[-1].objective_end}
+                "objective_end": result.octaves[-1].objective_end, **self._values}
 
     def checkpoint_image(self) -> np.ndarray:
         extra = [] if self.deflicker is None else [self.last_written]
@@ -338,7 +365,7 @@ class ClipStart:
 
     def finish(self, k: int, image: torch.Tensor) -> torch.Tensor:
         """--deflicker: what is written has its residual filtered along the flow."""
-        return image if self.deflicker is None else self.deflicker.apply(image, smoothed_source(self._src, self.settings))
+        return image if self.deflicker is None else self.deflicker.apply(image, smoothed_source(self._src, self._settings(k)))
 
 
 def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):
@@ -419,6 +446,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "resumed_at_frame": state.start if state.start else None,
                 "stopped_early": strategy.stopped_early,
                 "per_frame": records,
+                "schedules": job.timeline.describe() if job.timeline is not None else {},
                 "fingerprint": key,
             }
 

@@ -92,11 +92,12 @@ def _gray(array: np.ndarray) -> np.ndarray:
 class MaskSource:
     """A mask file: a still, or a video of masks (frames read in order, as renders need them)."""
 
-    def __init__(self, path: str | os.PathLike, feather: float = 0):
+    def __init__(self, path: str | os.PathLike, feather: float = 0, what: str = "mask"):
         self.path = Path(path)
         self.feather = float(feather)
+        self.what = what  # "mask", "depth map": the messages' word
         if not self.path.is_file():
-            raise DreamError(f"mask {str(self.path)!r} does not exist")
+            raise DreamError(f"{what} {str(self.path)!r} does not exist")
         from ..io.readers import is_video_path
 
         self.video = is_video_path(self.path)
@@ -109,7 +110,7 @@ class MaskSource:
             try:
                 info = probe_video(self.path)
             except VideoError as exc:
-                raise DreamError(f"cannot read mask {str(self.path)!r}: {exc.message}") from None
+                raise DreamError(f"cannot read {what} {str(self.path)!r}: {exc.message}") from None
             self.size = tuple(info.size)
             self.frames = info.n_frames
             self._first = self.frame(0)
@@ -120,7 +121,8 @@ class MaskSource:
                 array = iio.imread(self.path, index=0)
                 gray = _gray(array)
             except Exception:
-                raise DreamError(f"cannot read mask {str(self.path)!r} as an image", "use a PNG or JPEG (white dreams, black keeps), or a video") from None
+                raise DreamError(f"cannot read {what} {str(self.path)!r} as an image", "use a PNG or JPEG "
+                                 + ("(white dreams, black keeps)" if what == "mask" else "(grey, white near)") + ", or a video") from None
             self.size = (gray.shape[1], gray.shape[0])
             self.frames = None
             self._first = Mask.from_tensor(torch.from_numpy(gray), self.feather, self._label(None))
@@ -134,8 +136,8 @@ class MaskSource:
         mw, mh = self.size
         w, h = size
         if abs((mw / mh) / (w / h) - 1) > ASPECT_TOLERANCE:
-            raise DreamError(f"mask {str(self.path)!r} is {mw}x{mh} but the output is {w}x{h}: the aspect ratios differ",
-                             f"make the mask {w}x{h} (any size with that aspect ratio is resized)")
+            raise DreamError(f"{self.what} {str(self.path)!r} is {mw}x{mh} but the output is {w}x{h}: the aspect ratios "
+                             f"differ", f"make the {self.what} {w}x{h} (any size with that aspect ratio is resized)")
 
     def frame(self, k: int) -> Mask:
         """Output frame k's mask (a still: the same for every k; a video: its frame k, or its last)."""
@@ -155,7 +157,7 @@ class MaskSource:
             self._index += 1
             self._last = Mask.from_tensor(torch.from_numpy(_gray(array)), self.feather, self._label(self._index))
         if self._last is None:
-            raise DreamError(f"mask video {str(self.path)!r} has no frames")
+            raise DreamError(f"{self.what} video {str(self.path)!r} has no frames")
         return self._last
 
     def describe(self) -> dict:
@@ -164,16 +166,17 @@ class MaskSource:
 
 
 @functools.lru_cache(maxsize=8)
-def _open_cached(path: str, mtime_ns: int, feather: float) -> MaskSource:
-    return MaskSource(path, feather)
+def _open_cached(path: str, mtime_ns: int, feather: float, what: str) -> MaskSource:
+    return MaskSource(path, feather, what)
 
 
-def open_mask(path: str | os.PathLike, feather: float = 0) -> MaskSource:
-    """A mask file (cached per path, modification time and feather), or a one-line DreamError."""
+def open_mask(path: str | os.PathLike, feather: float = 0, what: str = "mask") -> MaskSource:
+    """A mask file (cached per path, modification time and feather), or a one-line DreamError; ``what`` names it
+    in the messages (a --depth map is read the same way)."""
     p = Path(path)
     if not p.is_file():
-        raise DreamError(f"mask {str(p)!r} does not exist")
-    return _open_cached(str(p), p.stat().st_mtime_ns, float(feather))
+        raise DreamError(f"{what} {str(p)!r} does not exist")
+    return _open_cached(str(p), p.stat().st_mtime_ns, float(feather), what)
 
 
 def half_mask(size: tuple[int, int], side: str = "left") -> Mask:

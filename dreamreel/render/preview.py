@@ -86,7 +86,7 @@ def draft_values(values: dict, full_size: tuple[int, int], min_side: int = 1) ->
 
 
 def draft_timeline(timeline):
-    """A zoom timeline for --draft: shifts halved with the size, and no 'steps' key (one step per frame)."""
+    """A zoom timeline for --draft: shifts in pixels halved with the size, and no 'steps' (one step per frame)."""
     from .timeline import Keyframe, Timeline
 
     keys = []
@@ -96,4 +96,10 @@ def draft_timeline(timeline):
             if name in v:
                 v[name] = v[name] / 2
         keys.append(Keyframe(key.frame, v))
-    return Timeline(keys)
+    out = Timeline(keys, {k: s for k, s in timeline.schedules.items() if k != "steps"})
+    if timeline.series or not timeline.schedules:
+        out.bind(timeline.frames, timeline.fps)
+        for name in ("shift_x", "shift_y"):
+            if name in out.series:
+                out.series[name] = [v / 2 for v in out.series[name]]
+    return out

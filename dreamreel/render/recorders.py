@@ -176,7 +176,8 @@ class ActivationRecorder(Recorder):
         return False
 
     def begin(self, first: torch.Tensor, settings: DreamSettings, engine) -> None:
-        self.layers = sorted(l for l in engine.objective.layers if l != "logits")
+        depth = list(engine.spec.layer_channels)  # stage order: the overlay shows the deepest dreamed layer
+        self.layers = sorted((l for l in engine.objective.layers if l != "logits"), key=depth.index, reverse=True)
         self.spec = engine.spec
         self.dreamer = engine.dreamer
         targets = engine.objective.targets()
@@ -304,7 +305,8 @@ class FrameOverlay(Recorder):
     def on_step(self, step: Step) -> None:
         if step.step + 1 != step.steps or step.octave + 1 != step.n_octaves:
             return
-        name = next((k for k in sorted(step.activations) if k != "logits"), None)
+        # the deepest dreamed layer: the backbone returns its stages in order
+        name = next((k for k in reversed(list(step.activations)) if k != "logits"), None)
         if name is None:
             raise DreamError("--overlay needs a layer objective (a class target alone has no map)")
         a = step.activations[name].float()[0]

@@ -110,8 +110,9 @@ def fractions(factor: int) -> list[float]:
     return [i / factor for i in range(1, factor)]
 
 
-def motion_field(motion, h: int, w: int) -> np.ndarray:
-    """HxWx2 displacement (dx, dy) of ``motion``: the next frame's pixel x shows this frame's x + field(x).
+def motion_field(motion, h: int, w: int, depth=None) -> np.ndarray:
+    """HxWx2 displacement (dx, dy) of ``motion`` (over ``depth``, a 3D camera's; None: flat): the next frame's
+    pixel x shows this frame's x + field(x).
 
     Read off the warp itself (``motion.apply`` on images of the pixel coordinates; bilinear sampling of a linear
     ramp is exact), so it is the motion the render applies, whatever that motion is made of.
@@ -121,7 +122,9 @@ def motion_field(motion, h: int, w: int) -> np.ndarray:
     xs = torch.arange(w, dtype=torch.float32).expand(h, w) / max(1, w - 1)
     ys = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w) / max(1, h - 1)
     ramps = torch.stack([xs, ys, torch.zeros(h, w)])[None]
-    moved = motion.apply(ramps)[0]
+    if depth is not None:
+        ramps = ramps.to(depth.device)
+    moved = motion.apply(ramps, depth)[0].cpu()
     gx, gy = grid(h, w)
     field = np.empty((h, w, 2), np.float32)
     field[..., 0] = moved[0].numpy() * max(1, w - 1) - gx
@@ -151,7 +154,10 @@ class ZoomTween:
     def point(self) -> Point:
         return Point(self.strategy.last, motion=self.strategy.motion)
 
-    def _field(self, motion, h: int, w: int) -> np.ndarray:
+    def _field(self, move, h: int, w: int) -> np.ndarray:
+        motion, depth = move
+        if depth is not None:  # a depth video's frames differ: no cache
+            return motion_field(motion, h, w, depth)
         key = (repr(motion), h, w)
         if key not in self._fields:
             if len(self._fields) > 64:

@@ -24,6 +24,7 @@ from . import art
 from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_frames
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
+from .travel import travel_targets
 from .tween import ZoomTween, tween_frames
 
 
@@ -43,6 +44,9 @@ class ZoomJob:
     audio: Path | None = None  # a track muxed into the output
     audio_features: object = None  # audio.AudioFeatures
     loop: int = 0  # --loop: frames cross-faded from the end into the start (0: no loop)
+    depth: object = None  # --depth: the 3D camera's depth map (a masks.MaskSource read as grey), or None (flat)
+    travel: int = 0  # --travel: frames per leg toward the next class family (render/travel.py; 0: off)
+    travel_weight: float = 0.0
     interpolate: int = 1  # --interpolate: in-betweens + 1 per dreamt frame (render/tween.py)
     draft: bool = False  # --draft: the sidecar says so
 
@@ -65,6 +69,7 @@ class ZoomStart:
         self.dreamers: dict = {}
         self.dream_seconds = 0.0
         self._motion = Motion()
+        self._motion_depth = None
         self._values: dict = {}
         self._settings = self.first_settings
         self.reference = None  # --color-match: the first frame's per-channel (mean, std)
@@ -74,7 +79,10 @@ class ZoomStart:
         return fingerprint({"plan": self.plan.to_json(), "input": source.label, "frames": job.frames,
                             "first": str(self.first_settings), "each": str(self.frame_settings),
                             "color_match": job.color_match, "react": job.react, "loop": job.loop,
-                            "timeline": [(k.frame, k.values) for k in job.timeline.keys]})
+                            **({"travel": [job.travel, job.travel_weight]} if job.travel else {}),
+                            "timeline": [(k.frame, k.values) for k in job.timeline.keys],
+                            **({"schedules": job.timeline.describe()} if job.timeline.schedules else {}),
+                            **({"depth": str(job.depth.path)} if job.depth is not None else {})})
 
     def restore(self, last: np.ndarray, state: dict) -> None:
         self.prev, self.last = from_uint8(last), last
@@ -105,9 +113,10 @@ class ZoomStart:
         return match_color(image, self.reference, self.job.color_match)
 
     @property
-    def motion(self) -> Motion:
-        """The warp that led from the last frame to the one just dreamt (identity for the first)."""
-        return self._motion
+    def motion(self) -> tuple[Motion, torch.Tensor | None]:
+        """The warp that led from the last frame to the one just dreamt (identity for the first), and the depth
+        it flew over (None: flat)."""
+        return self._motion, self._motion_depth
 
     @property
     def resumable(self) -> bool:
@@ -126,8 +135,11 @@ class ZoomStart:
 
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
-        values = self._values = art.frame_values(job, k, job.timeline.at(k))
-        engine.dreamer = _dreamer_for(engine, plan, values, self.dreamers)
+        values = art.frame_values(job, k, job.timeline.at(k))
+        if job.travel:
+            values = {**values, "target": travel_targets(job.travel, job.travel_weight, k, values.get("target", plan.target))}
+        self._values = values
+        engine.dreamer = dreamer_for(engine, plan, values, self.dreamers)
         engine.objective = engine.dreamer.objective
         if k == 0:
             settings = self.first_settings
@@ -137,7 +149,8 @@ class ZoomStart:
             steps = [values["steps"]] if "steps" in values else job.steps
             settings = self.frame_settings if steps == job.steps else plan.settings(self.size, octaves=job.octaves, steps=steps)
             motion = Motion.from_values(values)
-            x = motion.apply(self.prev.to(engine.device))
+            self._motion_depth = self._depth(k - 1, engine.device) if motion.camera else None
+            x = motion.apply(self.prev.to(engine.device), self._motion_depth)
         settings = art.frame_settings(settings, plan, job, k, values, self.size)
         self._motion, self._settings = motion, settings
         return FrameStart(x, settings, plan.seed * 1_000_003 + k, evaluate_end=k == 0)
@@ -146,11 +159,20 @@ class ZoomStart:
         plan, values, motion = self.plan, self._values, self._motion
         self.prev, self.last = from_uint8(frame), frame  # the quantised frame is the next start
         self.dream_seconds += dream_s
-        return {"frame": k, "zoom": motion.zoom, "rotate": motion.rotate, "shift": list(motion.shift),
-                "layer": values.get("layer", plan.layer) or [plan.spec.default_layer],
+        camera = Motion.from_values(values).camera  # frame 0 does not move, but records its values as well
+        return {"frame": k, "zoom": values.get("zoom", motion.zoom), "rotate": values.get("rotate", motion.rotate),
+                "shift": [values.get("shift_x", motion.shift[0]), values.get("shift_y", motion.shift[1])],
+                **(camera.record() if camera else {}), **({"blend": values["blend"]} if "blend" in values else {}),
+                "layer": values.get("layer", plan.layer) or list(plan.spec.default_layers),
                 "target": values.get("target", plan.target),
                 "steps": sum(o.steps for o in self._settings.octaves), "seconds": round(dream_s, 4),
                 "objective_end": result.octaves[-1].objective_end, **art.frame_record(values, self._settings)}
+
+    def _depth(self, k: int, device):
+        """The depth of the picture frame k+1 warps (frame k of a --depth video), or None (flat)."""
+        if self.job.depth is None:
+            return None
+        return self.job.depth.frame(k).at(self.size, device)
 
     def checkpoint_image(self) -> np.ndarray:
         return self.last
@@ -199,6 +221,8 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
             "first_frame_octaves": [list(o.size) for o in strategy.first_settings.octaves],
             "frame_octaves": [list(o.size) for o in strategy.frame_settings.octaves],
             "timeline": [{"frame": k.frame, **k.values} for k in job.timeline.keys],
+            "schedules": job.timeline.describe(),
+            "depth": job.depth.describe() if job.depth is not None else None,
             "seconds": round(state.seconds, 3),
             "dream_seconds": round(strategy.dream_seconds, 3),
             "resumed_at_frame": state.start if state.start else None,
@@ -224,11 +248,14 @@ def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
 def objective_for(plan: DreamPlan, values: Mapping[str, Any]):
     layers = values.get("layer", plan.layer)
     targets = values.get("target", plan.target)
-    return build_objective(layers, targets, plan.spec.default_layer).bind(plan.spec)
+    return build_objective(layers, targets, plan.spec.default_layers, plan.layer_objective).bind(plan.spec)
 
 
-def _dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
+def dreamer_for(engine: Engine, plan: DreamPlan, values: Mapping[str, Any], cache: dict) -> Dreamer:
+    """The dreamer of a frame's layers and targets (``values``, else the plan's), from ``cache`` when it has one."""
     key = (tuple(values.get("layer", plan.layer)), tuple(values.get("target", plan.target)))
     if key not in cache:
+        if len(cache) >= 16:  # scheduled weights make a new objective every frame: keep the cache small
+            cache.clear()
         cache[key] = Dreamer(engine.dreamer.model, objective_for(plan, values), engine.device)
     return cache[key]
