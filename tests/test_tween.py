@@ -173,3 +173,20 @@ def test_interpolate_with_segments_is_refused(tmp_path, data_dir, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--interpolate does not work with --segments" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_3d_camera_inbetween_is_the_half_move_over_a_depth_map(tmp_path, data_dir):
+    """No dream (lr 0): the in-between of a camera move over a depth map is the picture the half move shows."""
+    pic, depth = data_dir / "chelsea.png", data_dir / "coffee.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "depth.png", iio.imread(depth)[:300, :451])  # the picture's aspect
+    common = ["zoom", str(pic), "--size", "96", "--frames", "2", "--first-octaves", "1", "--color-match", "none",
+              "--depth", str(tmp_path / "depth.png"), "--rotation-3d-y", "1", *STILL, "-q"]
+    full, half = tmp_path / "f", tmp_path / "h"
+    assert main([*common, "-o", str(full) + "/", "--translation-z", "8", "--interpolate", "2"]) == 0
+    assert main([*common, "-o", str(half) + "/", "--translation-z", "4", "--rotation-3d-y", "0.5"]) == 0
+    f, h = list(read_frames(full)), list(read_frames(half))
+    moved = np.abs(f[2].astype(np.float32) - f[0]).mean()
+    off = np.abs(f[1].astype(np.float32) - h[1]).mean()
+    assert moved > 5 and off < 0.15 * moved, (moved, off)
