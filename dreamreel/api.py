@@ -79,18 +79,64 @@ def _size_and_octaves(values: dict[str, Any], given: dict[str, Any], where=None)
 
 
 def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Path]:
-    """The files a command reads besides its outputs: its sources, the preset file, the timeline, a weights file."""
+    """Every file a command reads: its sources, the preset file, and each file the option table says an option
+    names (``Option.file``: masks, guides, the audio track, the timeline, a weights file)."""
+    from .options import file_values
     from .presets import available
 
     out = [Path(s) for s in sources if s is not None]
     if preset:
         out.append(available().get(preset, Path(preset)))
-    for key in ("timeline", "parseq", "depth"):
-        if values.get(key):
-            out.append(Path(values[key]))
-    if values.get("weights") not in (None, "default", "random"):
-        out.append(Path(values["weights"]))
-    return out
+    return out + [Path(path) for _, path in file_values(values)]
+
+
+ARRAYS_ACCEPTED = ("give an HxW, HxWx3 or HxWx4 array or a (3,H,W) or (1,3,H,W) tensor, of uint8, uint16 or "
+                   "floats in [0, 1]")
+
+
+def _array_problem(a: np.ndarray) -> tuple[str, str] | None:
+    """Why an HxW[xC] array cannot be an image (the problem, the hint), or None."""
+    if a.ndim not in (2, 3) or a.ndim == 3 and a.shape[2] not in (3, 4):
+        return f"it has {a.shape[2]} channels" if a.ndim == 3 else "it is not HxW, HxWx3 or HxWx4", ARRAYS_ACCEPTED
+    if a.size == 0:
+        return "it is empty", ARRAYS_ACCEPTED
+    if a.dtype in (np.uint8, np.uint16):
+        return None
+    if not np.issubdtype(a.dtype, np.floating):
+        return f"{a.dtype} values are not accepted", "convert it to uint8 or uint16, or to floats in [0, 1]"
+    if not np.isfinite(a).all():
+        return "it holds NaN or infinite values", ARRAYS_ACCEPTED
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0 or hi > 1:
+        hint = "divide it by 255 (an image in 0-255)" if lo >= 0 and hi <= 255 else "scale it to [0, 1]"
+        return f"its values run from {lo:g} to {hi:g}, outside [0, 1]", hint
+    return None
+
+
+def image_array(image) -> np.ndarray:
+    """A numpy array or torch tensor from Python, checked, as HxWx3 float32 in [0, 1]; anything else is a one-line
+    DreamError saying what was given and what is accepted."""
+    import torch
+
+    shape = tuple(getattr(image, "shape", ()))
+    if isinstance(image, torch.Tensor):
+        desc = f"{str(image.dtype).removeprefix('torch.')} tensor of shape {shape}"
+        t = image.detach().cpu()
+        if t.dim() == 4 and t.shape[0] != 1:
+            raise DreamError(f"cannot use the {desc}: a batch of {t.shape[0]} images", "give one image at a time")
+        if t.dim() not in (3, 4) or t.shape[-3] != 3:
+            raise DreamError(f"cannot use the {desc}: it is not (3,H,W) or (1,3,H,W)", ARRAYS_ACCEPTED)
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        a = t.reshape(t.shape[-3:]).permute(1, 2, 0).numpy()
+    else:
+        a = np.asarray(image)
+        desc = f"{a.dtype} array of shape {a.shape}"
+    if problem := _array_problem(a):
+        raise DreamError(f"cannot use the {desc}: {problem[0]}", problem[1])
+    from .io.images import to_float_rgb
+
+    return to_float_rgb(a)
 
 
 def _source(image):
@@ -101,18 +147,7 @@ def _source(image):
 
     if isinstance(image, (str, Path)):
         return parse_source(str(image)), None
-    if isinstance(image, torch.Tensor):
-        t = image.detach().float().cpu()
-        t = t[None] if t.dim() == 3 else t
-        if t.dim() != 4 or t.shape[1] != 3:
-            raise DreamError(f"expected a (1,3,H,W) or (3,H,W) tensor, got shape {tuple(image.shape)}")
-        return Source(None), t.clamp(0, 1)
-    from .io.images import to_float_rgb
-
-    try:
-        rgb = to_float_rgb(np.asarray(image))
-    except ValueError as exc:
-        raise DreamError(f"cannot use the array: {exc}") from None
+    rgb = image_array(image)
     return Source(None), torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
 
 
@@ -180,7 +215,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
         job.depth.check(size)
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
                     first_settings=plan.settings(size, octaves=values["first_octaves"]),
-                    inputs=input_files(values, preset, source.path))
+                    inputs=input_files(values, preset, source.path, *job.timeline.mask_files()))
 
 
 def zoom_timeline(values: dict[str, Any], zoom_set: bool = True):
@@ -234,6 +269,40 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
                     raft=raft, inputs=input_files(values, preset, Path(video)))
 
 
+VERBS = {"dream": ("dream", "write_dream"), "zoom": ("zoom", "write_zoom"), "video": ("clip", "write_clip")}
+
+
+def check_keywords(command: str, options: dict[str, Any], *, writes: bool) -> None:
+    """Refuse a keyword the verb cannot honour (rather than drop it): an option of another command (``frames=`` on
+    dream), or a recording / output / segments keyword on a verb that returns arrays and writes nothing."""
+    from .options import command_keys
+
+    verb = VERBS[command][writes]
+    takes = command_keys(command, writes=writes)
+    for key in options:
+        if key not in OPTION_KEYS or key in takes:
+            continue  # an unknown name: resolve_values says so, with a did-you-mean
+        if key in command_keys(command):
+            raise DreamError(f"{verb}() returns arrays and writes nothing, so it cannot honour {key}=",
+                             f"use {VERBS[command][True]}(..., output, {key}=...)")
+        verbs = [f"{v}()" for c, vs in VERBS.items() if key in command_keys(c) for v in vs[:1]]
+        raise DreamError(f"{verb}() takes no {key}= keyword", f"an option of {' and '.join(verbs)}" if verbs
+                         else "a batch option: dreamreel batch")
+
+
+def check_files(p: Prepared, output: Path) -> None:
+    """Refuse a job whose output, sidecar, recordings or resume checkpoint would land on a file it reads (or two
+    of them on one path)."""
+    from .render.preview import check_preview
+    from .render.recorders import recorder_outputs
+    from .render.runtime import check_outputs
+
+    if p.values.get("preview"):
+        check_preview(Path(p.values["preview"]))
+    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output],
+                  checkpoints=[output] if p.command != "dream" else [])
+
+
 # ---------------------------------------------------------------- the verbs
 
 
@@ -241,6 +310,7 @@ def dream(image, *, preset: str | None = None, show_progress: bool = False, **op
     """Dream a still (a path, ``"noise"``, or an HxWx3 array) with the ``dream`` command's defaults; HxWx3 uint8."""
     from .render.still import dream_still
 
+    check_keywords("dream", options, writes=False)
     p = prepare_still(image, preset=preset, **options)
     return dream_still(p.plan, p.source, None, image=p.image, show_progress=show_progress).image
 
@@ -250,17 +320,16 @@ def write_dream(image, output, *, preset: str | None = None, show_progress: bool
     """Dream a still into ``output`` (.png/.jpg) and ``output``.json; recording options (``progress=``,
     ``activations=``, ``overlay=``) add their files. Returns a ``render.still.StillResult``."""
     from .render.recorders import recording, still_recorders
-    from .render.runtime import check_outputs, check_still_output
+    from .render.runtime import check_still_output, output_lock
     from .render.still import dream_still
 
     output = Path(output)
     check_still_output(output)
+    check_keywords("dream", options, writes=True)
     p = prepare_still(image, preset=preset, **options)
-    from .render.recorders import recorder_outputs
-
-    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
+    check_files(p, output)
     recorders = still_recorders(p.values)
-    with recording(recorders):
+    with output_lock(output), recording(recorders):
         return dream_still(p.plan, p.source, output, image=p.image, recorders=recorders,
                            show_progress=show_progress, engine=engine)
 
@@ -269,6 +338,7 @@ def zoom(image, *, preset: str | None = None, show_progress: bool = False, **opt
     """Yield the frames (HxWx3 uint8) of a zoom dream with the ``zoom`` command's defaults; nothing is written."""
     from .render.zoom import zoom_frames
 
+    check_keywords("zoom", options, writes=False)
     p = prepare_zoom(image, preset=preset, **options)
     return zoom_frames(p.plan, p.source, p.job, image=p.image, show_progress=show_progress)
 
@@ -279,16 +349,17 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     too. Returns a ``render.frames.FramesResult``."""
     from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output, output_lock
     from .render.zoom import render_zoom
 
     output_text, output = output, check_video_output(output)
+    check_keywords("zoom", options, writes=True)
     p = prepared or prepare_zoom(image, preset=preset, **options)
-    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
-    progress = Path(p.values["progress"]) if p.values["progress"] else None
-    check_outputs(p.inputs, [output, progress, overlay, _preview(p.values)], sidecars=[output])
+    if p.values["overlay"]:
+        check_video_output(p.values["overlay"])
+    check_files(p, output)
     recorders = frame_recorders(p.values, p.job.fps, resume=resume) + preview_recorders(p.values)
-    with folder_output(output_text) as output, recording(recorders):
+    with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
                            recorders=recorders)
 
@@ -297,9 +368,10 @@ def clip(video, *, preset: str | None = None, show_progress: bool = False, **opt
     """Yield the dreamt frames (HxWx3 uint8) of a video with the ``video`` command's defaults; nothing is written."""
     from .render.clip import clip_frames
 
-    p = prepare_clip(video, preset=preset, **options)
-    if p.values["segments"] is not None:
+    if options.get("segments") is not None:
         raise DreamError("segments= joins its segments into a file: use write_clip")
+    check_keywords("video", options, writes=False)
+    p = prepare_clip(video, preset=preset, **options)
     return clip_frames(p.plan, p.source, p.job, show_progress=show_progress)
 
 
@@ -311,32 +383,25 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     from .render.clip import render_video
     from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
-    from .render.runtime import check_outputs, check_video_output, folder_output
+    from .render.runtime import check_video_output, folder_output, output_lock
     from .render.segments import check_segments, render_segmented
 
     output_text, output = output, check_video_output(output)
+    check_keywords("video", options, writes=True)
     p = prepared or prepare_clip(video, preset=preset, **options)
     segments = check_segments(p.values, output, resume=resume, ray=ray)
     if segments is not None:
-        check_outputs(p.inputs, [output], sidecars=[output])
-        return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
-                                overlap=segments[1], ray_address=ray, show_progress=show_progress)
-    overlay = check_video_output(p.values["overlay"]) if p.values["overlay"] else None
-    check_outputs(p.inputs, [output, overlay, _preview(p.values)], sidecars=[output])
+        check_files(p, output)
+        with output_lock(output):
+            return render_segmented(p.plan, Path(video), output, p.job, p.clip, segments=segments[0],
+                                    overlap=segments[1], ray_address=ray, show_progress=show_progress)
+    if p.values["overlay"]:
+        check_video_output(p.values["overlay"])
+    check_files(p, output)
     recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False) + preview_recorders(p.values)
-    with folder_output(output_text) as output, recording(recorders):
+    with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
                             clip=p.clip, recorders=recorders, engine=engine)
-
-
-def _preview(values: dict) -> Path | None:
-    """The --preview path, checked (an image where a file can go), or None."""
-    from .render.preview import check_preview
-
-    if not values.get("preview"):
-        return None
-    check_preview(Path(values["preview"]))
-    return Path(values["preview"])
 
 
 def prepare_plans(options: dict):

@@ -115,9 +115,9 @@ def expand_inputs(inputs: list[str], notes: list[str]) -> list[Item]:
     return items
 
 
-def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) -> None:
+def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict], reserved: list[Path] = ()) -> None:
     """``DIR/<stem>.png`` or ``.mp4``; a stem already taken (by another item, an input in DIR, or the manifest)
-    gets ``-2``, ``-3``, ... Outputs derive from ``out_dir`` and the inputs only: an item known from a previous
+    gets ``-2``, ``-3``, ... (so does one that would land on a ``reserved`` file: what the options read). Outputs derive from ``out_dir`` and the inputs only: an item known from a previous
     manifest keeps its ``-N`` name only when that name is one this item could get (``DIR/<stem>[-N].<suffix>``),
     so a tampered manifest cannot point an output anywhere else."""
     taken = {"manifest"}
@@ -129,7 +129,7 @@ def assign_outputs(items: list[Item], out_dir: Path, previous: dict[str, dict]) 
         if it.kind and old and old.get("kind") == it.kind:
             if (name := own_name(old.get("output"), it.input, it.kind, out_dir)) is not None:
                 it.output = str(out_dir / name)
-    inputs_here = {os.path.realpath(it.input) for it in items if Path(it.input).exists()}
+    inputs_here = {os.path.realpath(p) for p in [*(it.input for it in items), *reserved] if Path(p).exists()}
     for it in items:
         if not it.kind or it.output:
             continue
@@ -272,7 +272,9 @@ class Runner:
         except DreamError as exc:
             return {"status": "failed", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
         except OSError as exc:
-            reason = f"{exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"
+            from .errors import os_error_message
+
+            reason = os_error_message(exc)
             return {"status": "failed", "reason": reason, "seconds": round(time.perf_counter() - t0, 3)}
         except Exception as exc:  # one bad input must not stop the batch
             first = (str(exc).strip().splitlines() or [""])[0][:200]

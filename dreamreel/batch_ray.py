@@ -62,6 +62,8 @@ def batch_work(runner, meta: dict, data: bytes) -> dict:
         os.utime(src, ns=(meta["mtime_ns"], meta["mtime_ns"]))
         res = dict(runner.run(Item(str(src), meta["kind"], output=str(out)), show_progress=False))
         res["node"] = node_label()
+        if res["status"] == "failed" and res.get("reason"):  # name the driver's paths, not this temp copy's
+            res["reason"] = driver_paths(res["reason"], {src: meta["input"], out: meta["output"]})
         if res["status"] == "done":
             res["output_bytes"] = out.read_bytes()
             side = json.loads(sidecar_path(out).read_text())
@@ -71,6 +73,20 @@ def batch_work(runner, meta: dict, data: bytes) -> dict:
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def driver_paths(text: str, paths: dict[Path, str]) -> str:
+    """``text`` with each worker path (whole, or as errors.short_path shortened it) replaced by the driver's."""
+    import re
+
+    from .errors import short_path
+
+    def swap(m: re.Match) -> str:
+        return next((short_path(d) for w, d in paths.items() if str(w).endswith(m.group(1))), m.group(0))
+
+    for worker, driver in paths.items():
+        text = text.replace(repr(str(worker)), short_path(driver)).replace(str(worker), driver)
+    return re.sub(r"'\.\.\.([^']+)'", swap, text)
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
 
 
@@ -15,6 +17,26 @@ class DreamError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+MAX_LINE = 199  # every message line stays under 200 characters
+
+#: OS errors that say why a file could not be written, in the words of the one error line.
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EFBIG: "file too large"}
+
+
+def writing_error(exc: OSError, path) -> OSError:
+    """``exc``, raised while writing ``path`` (through a temp file, a pipe, ffmpeg), as an OSError naming ``path``:
+    the output the user asked for."""
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno or 0), os.fspath(path))
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: ``no space left on device writing 'out.mp4'``, ``Permission denied: 'x'``."""
+    if exc.errno in WRITE_ERRNOS:
+        return WRITE_ERRNOS[exc.errno] + (f" writing {short_path(exc.filename)}" if exc.filename else "")
+    return f"{exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"
 
 
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str | None:

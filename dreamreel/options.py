@@ -210,6 +210,8 @@ class Option:
     repeat: bool = False  # --layer A --layer B; a list in a preset
     group: str = "dream"
     switch: bool = False  # a flag without a value (--no-caption)
+    file: str | None = None  # "reads": its value names a file the job reads; "writes": one the job writes
+    parent: str | None = None  # the option it only means something beside (--tile-overlap: --tile)
 
     @property
     def flag(self) -> str:
@@ -252,7 +254,8 @@ def command_defaults(command: str, flow: str | None = None) -> dict[str, Any]:
 
 OPTIONS: list[Option] = [
     Option("model", str, "efficientnet_lite0", "model (see: dreamreel models)", "M"),
-    Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W"),
+    Option("weights", str, "default", "default (torchvision download / embedded), random (untrained), or a state-dict PATH", "W",
+           file="reads"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
     Option("layer_objective", _choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
@@ -276,11 +279,16 @@ OPTIONS: list[Option] = [
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
     # art (issue 14): engine/tiles.py, engine/guide.py, render/masks.py
     Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
-    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX"),
-    Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True),
-    Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME"),
-    Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK"),
-    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX"),
+    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX",
+           parent="tile"),
+    Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True,
+           file="reads"),
+    Option("guide_layer", str, None, "layer the guide is matched at [default: the first --layer's, else the model's default]", "NAME",
+           parent="guide"),
+    Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK",
+           file="reads"),
+    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX",
+           parent="mask"),
     # zoom
     Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
     Option("fps", _positive_float, 12.0, "frames per second", "F", group="zoom"),
@@ -305,21 +313,26 @@ OPTIONS: list[Option] = [
     Option("fov", _scheduled(_positive_float), None, "3D camera: field of view across the shorter side, degrees "
            "[default: 40]", "DEG|S", group="zoom"),
     Option("depth", str, None, "3D camera: depth of the picture, a grey still or video (white near, black twice as "
-           "far) with the output's aspect; default: a flat picture", "IMG|VIDEO", group="zoom"),
+           "far) with the output's aspect; default: a flat picture", "IMAGE|VIDEO", group="zoom",
+           file="reads"),
     Option("parseq", str, None, "per-frame values from a Parseq render (its JSON's rendered_frames): zoom, angle, "
-           "translation_x/y/z, rotation_3d_x/y/z, fov", "FILE.json", group="zoom"),
-    Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom"),
+           "translation_x/y/z, rotation_3d_x/y/z, fov", "FILE.json", group="zoom", file="reads"),
+    Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom",
+           file="reads"),
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
     Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
     Option("travel", _nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
            "family (birds, buildings, fish, flowers, ...), so the content changes as it goes in; 0: off", "N", group="zoom"),
     Option("travel_weight", _nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
-    Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom"),
+    Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom",
+           file="reads"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
-           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom"),
+           "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom",
+           parent="audio"),
     Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
-    Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom"),
+    Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom",
+           parent="loop"),
     # video
     Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
@@ -335,26 +348,30 @@ OPTIONS: list[Option] = [
     Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
     Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
-           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments"),
-    # in-betweens, preview, draft (render/tween.py, render/preview.py): zoom and video
+           "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments",
+           parent="segments"),
+    # in-betweens and drafts (render/tween.py, render/preview.py): zoom and video
     Option("interpolate", _positive_int, 1, "N-1 in-between frames after each dreamt frame, moved along the zoom's "
            "motion or the clip's flow; the file plays at N x the frame rate, as long (1: off)", "N", group="frames"),
-    Option("preview", str, None, "rewrite this .jpg/.png with the latest frame and its number while rendering", "FILE",
-           group="frames"),
-    Option("preview_every", _positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
-           group="frames"),
     Option("draft", _flag, False, "a quick check of the motion: half the width and height, one step per frame",
            group="frames", switch=True),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
-    Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording",
+           file="writes"),
     Option("progress_every", int, 1, "record every K-th step", "K", group="recording"),
-    Option("activations", str, None, "activation-over-time video (.mp4/.gif) and FILE.csv", "FILE", group="recording"),
-    Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording"),
+    Option("activations", str, None, "activation-over-time video (.mp4/.gif) and FILE.csv", "FILE", group="recording",
+           file="writes"),
+    Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording",
+           file="writes"),
     Option("overlay_feature", int, None, "overlay one feature instead of the mean over features", "F", group="recording"),
     Option("video_fps", _positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
     Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
+    Option("preview", str, None, "rewrite this .jpg/.png with the latest frame and its number while rendering (zoom, "
+           "video; render/preview.py)", "FILE", group="recording", file="writes"),
+    Option("preview_every", _positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
+           group="recording", parent="preview"),
     # batch
     Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
     # batch --ray (distributed.py)
@@ -388,6 +405,25 @@ def weight_schedule(spec: str, key: str) -> Schedule | None:
     """The schedule of a --layer/--target spec's weight (``block7@0:(1), 48:(0)``), or None (a number, or none)."""
     w = spec_weight(spec, key)
     return parse_schedule_string(w) if w is not None and looks_like_schedule(w) else None
+
+STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
+ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature", "preview",
+                  "preview_every")
+#: The option groups each command takes (group -> its keys, None: all of them): the CLI's flags and the Python
+#: verbs' keywords. The groups in WRITTEN only mean something to a render that writes files.
+COMMAND_OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "dream": {"dream": None, "recording": STILL_RECORDING},
+    "zoom": {"zoom": None, "frames": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
+    "video": {"video": None, "frames": None, "output": None, "dream": None,
+              "recording": ("overlay", "overlay_feature", "preview", "preview_every"), "segments": None},
+}
+WRITTEN = ("output", "recording", "segments")
+
+
+def command_keys(command: str, *, writes: bool = True) -> set[str]:
+    """The option keys ``command`` takes; ``writes=False``: those a render that returns arrays can honour."""
+    groups = {g: keys for g, keys in COMMAND_OPTIONS[command].items() if writes or g not in WRITTEN}
+    return {o.key for o in OPTIONS if o.group in groups and (groups[o.group] is None or o.key in groups[o.group])}
 
 
 # ---------------------------------------------------------------- the validation layer: ranges of every number
@@ -490,11 +526,52 @@ def _numbers(value: Any):
             yield from _numbers(v)
 
 
+def guide_spec(text: str) -> tuple[str, str | None]:
+    """A --guide ``IMAGE[@WEIGHT]`` as (image path, weight text or None); a path may itself hold an '@' when what
+    follows the last one is not a number."""
+    path, at, weight = text.rpartition("@")
+    if not at:
+        return text, None
+    try:
+        float(weight)
+    except ValueError:
+        return text, None
+    return path, weight
+
+
 def spec_weight(spec: str, key: str) -> str | None:
-    """The WEIGHT text of a --layer (``NAME[:F]@W``) or --target (``CLASS@W``) spec, or None."""
+    """The WEIGHT text of a --layer (``NAME[:F]@W``), --target (``CLASS@W``) or --guide (``IMAGE@W``) spec, or None."""
+    if key == "guide":
+        return guide_spec(spec)[1]
     if "@" not in spec:
         return None
     return spec.partition("@")[2] if key == "layer" else spec.rpartition("@")[2]
+
+
+def file_values(values: dict[str, Any], file: str = "reads") -> list[tuple[str, str]]:
+    """``(key, path)`` of every file the merged option ``values`` name that the job reads (``file="reads"``) or
+    writes (``"writes"``), from the table: an option whose value names a file says so (``Option.file``)."""
+    out = []
+    for o in OPTIONS:
+        if o.file != file or not values.get(o.key):
+            continue
+        for v in values[o.key] if o.repeat else [values[o.key]]:
+            path = guide_spec(str(v))[0].strip() if o.key == "guide" else str(v)
+            if o.key == "weights" and path in ("default", "random"):
+                continue
+            out.append((o.key, path))
+    return out
+
+
+def check_parents(values: dict[str, Any], where: Callable[[str], str] | None = None) -> None:
+    """Refuse an option set (not at its default) whose parent option is off: ``--tile-overlap`` without ``--tile``
+    would be silently ignored."""
+    name = where or (lambda k: OPTION_KEYS[k].flag)
+    for o in OPTIONS:
+        if o.parent is None or values.get(o.key) in (None, o.default) or values.get(o.parent):
+            continue
+        parent = OPTION_KEYS[o.parent]
+        raise DreamError(f"{name(o.key)} needs {name(o.parent)}" + ("" if parent.switch else f" {parent.metavar}"))
 
 
 def check_range(key: str, parsed: Any) -> None:
@@ -505,7 +582,7 @@ def check_range(key: str, parsed: Any) -> None:
             raise ValueError("not a finite number" + (f"; {limit.hint()}" if limit else ""))
         if limit and not limit.holds(v):
             raise ValueError(limit.hint())
-    if key in ("layer", "target"):
+    if key in ("layer", "target", "guide"):
         for spec in parsed:
             w = spec_weight(spec, key)
             if w is None:
@@ -588,6 +665,21 @@ def bad_spec(key: str, specs: Sequence[str]) -> str:
     return specs[0] if specs else ""
 
 
+#: Options that cannot work together: (option, option, why).
+CONFLICTS = (
+    ("activations", "tile", "a tiled dream never holds the whole image's activations"),
+    ("overlay", "tile", "a tiled dream never holds the whole image's activations"),
+)
+
+
+def check_conflicts(values: dict[str, Any]) -> None:
+    """Refuse two options set together that cannot both be honoured (one line naming both)."""
+    for a, b, why in CONFLICTS:
+        if values.get(a) and values.get(b):
+            raise DreamError(f"{OPTION_KEYS[a].flag} does not work with {OPTION_KEYS[b].flag}",
+                             f"{why}; leave one of them out")
+
+
 def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
                  defaults: dict[str, Any] | None = None, *, where: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Given values (raw: flag strings or Python values; None = not given), else the preset's (parsed), else the
@@ -605,4 +697,6 @@ def merge_values(given: dict[str, Any], preset: dict[str, Any] | None = None,
             values[o.key] = defaults[o.key]
         else:
             values[o.key] = o.default
+    check_parents(values, where)
+    check_conflicts(values)
     return values

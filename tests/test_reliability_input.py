@@ -93,8 +93,12 @@ def test_every_numeric_option_has_a_range_row():
 
 @pytest.mark.parametrize("key, value", CASES, ids=[f"{k}={v}" for k, v in CASES])
 def test_a_bad_number_in_any_option_is_one_line_before_any_work(key, value, tmp_path, pic, capsys, data_dir):
+    from dreamreel.options import command_keys
+
     o = OPTION_KEYS[key]
     command = COMMAND_OF_GROUP[o.group]
+    if command != "batch" and key not in command_keys(command):  # a recording only frame renders take
+        command = next(c for c in ("zoom", "video") if key in command_keys(c))
     out = tmp_path / "out"
     if command == "dream":
         argv = ["dream", pic, "-o", tmp_path / "o.png", "--dry-run"]
@@ -191,7 +195,7 @@ def test_zoom_dry_run_prints_the_timelines_values(tmp_path, pic, capsys):
                  "--first-octaves", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "zoom 1.18  rotate 3 deg" in out  # frame 1: between the keys at 0 (1.2) and 10 (1.0)
-    assert out.count("layer('block3')") == 2 and "5 steps" in out and "block10" not in out
+    assert out.count("layer('block3', 'square')") == 2 and "5 steps" in out and "block10" not in out
 
 
 def test_a_preset_that_is_not_utf8_is_one_line(tmp_path, pic, capsys):

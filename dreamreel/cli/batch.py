@@ -9,15 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..batch import Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
+from ..batch import MANIFEST, Manifest, Runner, assign_outputs, expand_inputs, input_key, own_name, run_parallel
 from ..batch_ray import BatchOnRay
 from ..errors import DreamError
 from .flags import add_options, given
 
 
 def cmd_batch(args) -> int:
-    from tqdm import tqdm
-
     from ..api import prepare_plans, resolve_values
     from ..options import parse_value
     from ..engine import pick_device
@@ -51,7 +49,9 @@ def cmd_batch(args) -> int:
     notes: list[str] = []
     items = expand_inputs(args.inputs, notes)
     previous = Manifest.read(out_dir) if args.resume else {}
-    assign_outputs(items, out_dir, previous)
+    reads = option_inputs(options)
+    assign_outputs(items, out_dir, previous, reserved=reads)
+    check_batch_outputs(items, out_dir, reads)
     for note in notes:
         print(f"dreamreel: {note}", file=sys.stderr)
     if not items:
@@ -77,6 +77,17 @@ def cmd_batch(args) -> int:
               f"{sum(1 for it in items if it.status == 'failed')} cannot be used; "
               + ("on Ray" if on_ray is not None else f"{jobs} worker{'s' * (jobs > 1)}"))
         return 0
+    from ..render.runtime import output_lock
+
+    with output_lock(out_dir / MANIFEST):  # one batch per folder: a second one (or --resume) is refused
+        return run_batch(args, items, todo, on_ray, out_dir, options, notes, jobs, cores)
+
+
+def run_batch(args, items, todo: list[int], on_ray, out_dir: Path, options: dict, notes: list[str], jobs: int,
+              cores: int) -> int:
+    """Dream the ``todo`` items into ``out_dir``, rewriting the manifest after each; the exit status."""
+    from tqdm import tqdm
+
     if on_ray is not None and todo:  # a cluster that cannot be reached is exit 2, nothing written
         on_ray.connect()
         for note in on_ray.notes:
@@ -85,7 +96,7 @@ def cmd_batch(args) -> int:
     manifest = Manifest(out_dir, items, {k: v for k, v in options.items() if v is not None}, notes)
     for it in items:
         if it.status == "failed":
-            print(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
+            print(failure_line(it), file=sys.stderr)
     manifest.write()
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="batch", unit="item", dynamic_ncols=True,
                disable=args.quiet)
@@ -96,7 +107,7 @@ def cmd_batch(args) -> int:
         it.node = res.get("node")
         manifest.write()
         if it.status == "failed":
-            tqdm.write(f"dreamreel: failed: {it.input}: {it.reason}", file=sys.stderr)
+            tqdm.write(failure_line(it), file=sys.stderr)
         if it.status != "pending":
             bar.update(1)
 
@@ -130,6 +141,35 @@ def cmd_batch(args) -> int:
     print(f"batch: {c['done']} done, {c['failed']} failed of {len(items)} -> {out_dir} "
           f"({manifest.path.name}; {time.perf_counter() - manifest.t0:.1f} s)", file=sys.stderr)
     return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
+
+
+def failure_line(item) -> str:
+    """``dreamreel: failed: INPUT: REASON`` in one line under 200 characters (the reason is cut, not the input)."""
+    from ..errors import MAX_LINE, short_path
+
+    head = f"dreamreel: failed: {short_path(item.input, 60)}: "
+    reason = " ".join(str(item.reason).split())
+    room = MAX_LINE - len(head)
+    return head + (reason if len(reason) <= room else reason[:room - 3] + "...")
+
+
+def option_inputs(options: dict) -> list[Path]:
+    """The files the batch's options read (preset, masks, guides, weights): no output may land on one."""
+    from ..api import input_files, resolve_values
+
+    values, _ = resolve_values("video", {k: v for k, v in options.items() if k != "preset"}, options.get("preset"))
+    return input_files(values, options.get("preset"))
+
+
+def check_batch_outputs(items, out_dir: Path, reads: list[Path]) -> None:
+    """Refuse a batch whose outputs, their sidecars, the clips' resume folders or the manifest would land on an
+    input (the options' files or the items themselves)."""
+    from ..render.runtime import check_outputs
+
+    outs = [Path(it.output) for it in items if it.kind and it.output]
+    videos = [Path(it.output) for it in items if it.kind == "video" and it.output]
+    check_outputs([*reads, *(it.input for it in items if it.kind)], [*outs, out_dir / MANIFEST], sidecars=outs,
+                  checkpoints=videos)
 
 
 def ray_batch(args, jobs: int, values: dict):

@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 from .. import __version__, interrupts
-from ..errors import DreamError
+from ..errors import MAX_LINE, DreamError
 from .flags import add_options, given, with_negative_values
 
-STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
-ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,13 +31,9 @@ def print_plan(plan, settings, extra_lines=(), objective=None):
 
 def _check_outputs(p, output: Path) -> None:
     """--dry-run refuses what the render would: an output or sidecar on an input, two outputs on one path."""
-    from ..render.preview import check_preview
-    from ..render.recorders import recorder_outputs
-    from ..render.runtime import check_outputs
+    from ..api import check_files
 
-    if p.values.get("preview"):
-        check_preview(Path(p.values["preview"]))
-    check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output])
+    check_files(p, output)
 
 
 def _notes(recorders) -> None:
@@ -202,7 +196,7 @@ def cmd_presets(args) -> int:
 
 
 def build_parser() -> Parser:
-    from ..options import VIDEO_DEFAULTS, VIDEO_DEFAULTS_NO_FLOW, ZOOM_DEFAULTS
+    from ..options import COMMAND_OPTIONS, VIDEO_DEFAULTS, VIDEO_DEFAULTS_NO_FLOW, ZOOM_DEFAULTS
     from .batch import register as register_batch
     from .reproduce import add_parser as register_reproduce
 
@@ -216,7 +210,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("dream", help="dream a still image (or noise)", description="Dream a still image, octave by octave.")
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH (the article's uniform(0,1)/10+0.5)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg); a sidecar OUT.json is written beside it")
-    add_options(p, {"dream": None, "recording": STILL_RECORDING})
+    add_options(p, COMMAND_OPTIONS["dream"])
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dream)
 
@@ -226,8 +220,7 @@ def build_parser() -> Parser:
     p.add_argument("input", metavar="INPUT", help="image file, or noise / noise:WxH")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"zoom": None, "frames": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
-                defaults=ZOOM_DEFAULTS)
+    add_options(p, COMMAND_OPTIONS["zoom"], defaults=ZOOM_DEFAULTS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoom)
 
@@ -243,8 +236,7 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.mp4 (with the source's audio), OUT.gif or a folder OUT/ of PNGs; OUT.json beside it")
     p.add_argument("--resume", action="store_true", help="continue an interrupted render from its last finished frame")
-    add_options(p, {"video": None, "frames": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
-                    "segments": None}, defaults=VIDEO_DEFAULTS)
+    add_options(p, COMMAND_OPTIONS["video"], defaults=VIDEO_DEFAULTS)
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the --segments on a Ray cluster (ADDRESS, RAY_ADDRESS, or a fresh local one); "
                         "pip install 'dreamreel[ray]'")
@@ -292,7 +284,6 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         interrupts.exiting() if exiting else interrupts.uninstall()
 
 
-MAX_LINE = 199  # every message line stays under 200 characters
 
 
 def _one_line(text: str) -> str:
@@ -371,10 +362,12 @@ def _dispatch(args) -> int:
                   file=sys.stderr)
         return interrupts.exit_code(exc)
     except OSError as exc:
-        if line := _partial_line(exc):
+        from ..errors import os_error_message
+
+        part = getattr(exc, "partial", None)
+        if part is not None and part.frames and (line := _partial_line(exc)):  # what is kept to --resume from
             print(line, file=sys.stderr)
-        print(_one_line(f"dreamreel: error: {exc.strerror or exc}{f': {exc.filename!r}' if exc.filename else ''}"),
-              file=sys.stderr)
+        print(_one_line(f"dreamreel: error: {os_error_message(exc)}"), file=sys.stderr)
         return 2
 
 

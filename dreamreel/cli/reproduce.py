@@ -28,11 +28,21 @@ def _scale(text: str) -> float:
     return v
 
 
-def _steps(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("use at least 1")
-    return v
+def _checked(key: str):
+    """An argparse type from the option table's checker (options.parse_value): --seed and --steps stay in range."""
+    def parse(text: str):
+        from ..errors import DreamError
+        from ..options import parse_value
+
+        try:
+            v = parse_value(key, text, "--" + key)
+        except DreamError as exc:
+            raise argparse.ArgumentTypeError(f"bad value {text!r}" + (f" ({exc.hint})" if exc.hint else "")) from None
+        if isinstance(v, list) and len(v) != 1:
+            raise argparse.ArgumentTypeError(f"bad value {text!r} (one whole number)")
+        return v[0] if isinstance(v, list) else v
+
+    return parse
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,9 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="default (torch hub cache / embedded), random, or a state-dict PATH for --model")
     p.add_argument("--photo", default=None, metavar="IMAGE", help="start photo (its centre square) [default: the bundled demo photo]")
     p.add_argument("--scale", type=_scale, default=0.5, metavar="F", help="factor on the presets' octave sizes [default: 0.5]")
-    p.add_argument("--steps", type=_steps, default=None, metavar="N", help="steps per octave [default: the presets' 100]")
+    p.add_argument("--steps", type=_checked("steps"), default=None, metavar="N", help="steps per octave [default: the presets' 100]")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, mps [default: auto]")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (noise, jitter) [default: 0]")
+    p.add_argument("--seed", type=_checked("seed"), default=0, metavar="N", help="random seed (noise, jitter) [default: 0]")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_reproduce)
     return p

@@ -121,18 +121,13 @@ def load_guide(path: str | os.PathLike) -> torch.Tensor:
 
 def parse_guide_spec(text: str, layer: str) -> Objective:
     """``IMAGE`` or ``IMAGE@WEIGHT`` (a path may itself hold an '@' when no weight follows)."""
-    path, at, weight = text.rpartition("@")
-    if at:
-        try:
-            float(weight)
-        except ValueError:
-            path, at = text, ""
-    else:
-        path = text
+    from ..options import guide_spec
+
+    path, weight = guide_spec(text)
     if not path.strip():
         raise DreamError(f"empty guide image in {text!r}", "write --guide IMAGE or IMAGE@0.5")
     obj: Objective = Guide(path.strip(), layer)
-    return obj * parse_weight(weight, text) if at else obj
+    return obj * parse_weight(weight, text) if weight is not None else obj
 
 
 def build_guided_objective(layer_specs: Sequence[str], target_specs: Sequence[str], guide_specs: Sequence[str],

@@ -230,6 +230,9 @@ def resolve_class(query: str | int, categories: Sequence[str]) -> int:
     raise DreamError(f"unknown class {text!r}", hint)
 
 
+MAX_FEATURES = 100_000  # more than any layer's channels
+
+
 def _parse_indices(text: str, spec_text: str) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
@@ -239,6 +242,9 @@ def _parse_indices(text: str, spec_text: str) -> list[int]:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise DreamError(f"bad feature range {part.strip()!r} in {spec_text!r}", "write low-high, e.g. 0-7")
+        if hi >= MAX_FEATURES:  # no layer has that many; a range that large would not fit in memory
+            raise DreamError(f"feature {hi} is out of range in {spec_text!r}",
+                             "a layer's features are numbered 0 to its count - 1 (see: dreamreel layers)")
         out.extend(range(lo, hi + 1))
     return out
 

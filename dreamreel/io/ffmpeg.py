@@ -45,7 +45,20 @@ def run_checked(args: list[str], what: str) -> None:
     """Run ffmpeg writing an output (``-y``); a RuntimeError naming ``what`` and ffmpeg's last lines if it fails."""
     proc = run(["-y", *args], loglevel="warning")
     if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed to {what} (exit {proc.returncode}):\n{tail(proc.stderr)}")
+        raise failure(what, proc.returncode, proc.stderr)
+
+
+def failure(what: str, returncode: int, stderr: str | bytes) -> Exception:
+    """The exception for an ffmpeg that failed to ``what``: an OSError when it could not write (a full disk: its
+    log says so, and it exits with AVERROR(ENOSPC), 256 - 28), else a RuntimeError with its last lines."""
+    import errno
+
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded"),
+                        (errno.EROFS, "Read-only file system")):
+        if words in text or returncode == 256 - code:
+            return OSError(code, os.strerror(code))
+    return RuntimeError(f"ffmpeg failed to {what} (exit {returncode}):\n{tail(text)}")
 
 
 def popen(args: list[str], *, loglevel: str | None = "error", **kwargs) -> subprocess.Popen:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DreamError
+from ..errors import WRITE_ERRNOS, DreamError, writing_error
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -107,6 +107,11 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a published file gets the usual mode
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in WRITE_ERRNOS:  # name the file asked for, not the temp file
+            raise writing_error(exc, p) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -57,11 +57,10 @@ class FfmpegPipe:
                                    "-i", "-", *output_args, os.fspath(out)], loglevel="warning",
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
-    def _failure(self) -> RuntimeError:
+    def _failure(self) -> Exception:
         rc = self._proc.wait()
         self._log.seek(0)
-        err = self._log.read().decode("utf-8", "replace")
-        return RuntimeError(f"ffmpeg failed to {self._what} (exit {rc}):\n{ffmpeg.tail(err)}")
+        return ffmpeg.failure(self._what, rc, self._log.read())
 
     def write(self, frame: np.ndarray) -> None:
         try:
@@ -103,7 +102,8 @@ class PngFolder:
                                [cv2.IMWRITE_PNG_COMPRESSION, 3])
         if not ok:
             raise RuntimeError("PNG encoding failed")
-        buf.tofile(self._folder / FRAME_NAME.format(self._next))
+        with open(self._folder / FRAME_NAME.format(self._next), "wb") as f:  # an OSError keeps its errno (ENOSPC)
+            f.write(buf.data)
         self._next += 1
 
     def finish(self) -> None:

@@ -49,6 +49,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import WRITE_ERRNOS, writing_error
 from . import ffmpeg, sinks
 from .sinks import FRAME_NAME
 
@@ -174,6 +175,7 @@ def open_writer(
     audio_from: str | os.PathLike | None = None,
     append: bool = False,
     queue_size: int = 8,
+    names: str | os.PathLike | None = None,
 ) -> "FrameWriter":
     """Open a streaming frame writer; the format follows from ``path`` (:func:`kind_for`).
 
@@ -181,10 +183,11 @@ def open_writer(
     at close, the audio track of that file is muxed into the MP4 (ignored for GIF and
     frames).  ``append=True`` continues a finished output already at ``path``
     (``writer.frames_before`` tells how many frames it had); without one it is a
-    normal open.
+    normal open. ``names``: the path an error writing it names (default ``path``; a render's output when ``path``
+    is its checkpoint's partial).
     """
     return FrameWriter(path, fps=fps, crf=crf, audio_from=audio_from, append=append,
-                       queue_size=queue_size)
+                       queue_size=queue_size, names=names)
 
 
 def mux_audio(video_path, audio_source, out_path) -> bool:
@@ -357,9 +360,10 @@ class FrameWriter:
     ``frames_before`` (frames already in ``path`` that this writer continues).
     """
 
-    def __init__(self, path, *, fps=24.0, crf=18, audio_from=None, append=False, queue_size=8):
+    def __init__(self, path, *, fps=24.0, crf=18, audio_from=None, append=False, queue_size=8, names=None):
         self.kind = kind_for(path)
         self.path = Path(path)
+        self._names = Path(names) if names is not None else self.path
         try:
             ok = math.isfinite(float(fps)) and float(fps) > 0
         except (TypeError, ValueError):
@@ -478,7 +482,9 @@ class FrameWriter:
                     return
                 self._sink.write(item)
                 self.frames_written += 1
-        except BaseException as exc:  # re-raised in the caller's thread
+        except OSError as exc:  # re-raised in the caller's thread, naming the output (not a temp file)
+            self._error = writing_error(exc, self._names) if exc.errno in WRITE_ERRNOS else exc
+        except BaseException as exc:
             self._error = exc
 
     # -- caller side ---------------------------------------------------------------------
@@ -543,7 +549,12 @@ class FrameWriter:
                     self._finish_state("closed")
                     return self.path
                 raise ValueError(f"no frames were appended; nothing written to {os.fspath(self.path)!r}")
-            self._publish()
+            try:
+                self._publish()
+            except OSError as exc:  # ffmpeg's audio mux or a resumed file's join on a full disk
+                if exc.errno in WRITE_ERRNOS:
+                    raise writing_error(exc, self._names) from None
+                raise
         except BaseException:
             self._discard("failed" if self._error is not None else "aborted")
             raise

@@ -134,8 +134,6 @@ def zoom_sidecar(job, plan, writer=None) -> dict:
 
 def apply_zoom_options(job, values: dict, *, frames_given: bool) -> None:
     """zoom's --audio/--react and --loop/--loop-frames onto ``job``; one-line DreamErrors for bad combinations."""
-    if values.get("react") and not values.get("audio"):
-        raise DreamError("--react needs --audio TRACK")
     if values.get("audio"):
         from .audio import analyse, parse_react, react_values
 
@@ -147,8 +145,6 @@ def apply_zoom_options(job, values: dict, *, frames_given: bool) -> None:
         job.react = react_values(job.audio_features, job.reacts)
         job.audio = Path(values["audio"])  # muxed where the output can hold it (MP4)
         job.frames = job.audio_features.frames
-    if values.get("loop_frames") is not None and not values.get("loop"):
-        raise DreamError("--loop-frames needs --loop")
     if values.get("loop"):
         from .loop import default_loop_frames
 

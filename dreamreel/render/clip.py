@@ -15,6 +15,7 @@ PNG) is frame for frame the same as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -206,15 +207,26 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
     return ClipPlan(info, size, info.fps / job.every, frames, exact)
 
 
+def clip_audio(src: Path, job: VideoJob, clip: ClipPlan, folder: Path) -> Path | None:
+    """The audio to mux under the dreamt frames: the source itself from its start, else its track cut at the first
+    frame kept (the first at or after --start: frame k plays at k/fps) up to --end."""
+    if job.start == 0:
+        return src
+    fps = clip.info.fps
+    first = job.start if clip.info.variable_frame_rate or not fps else math.ceil(job.start * fps - 1e-6) / fps
+    return audio_segment(src, first, job.end, folder)
+
+
 def audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
-    """The source's first audio track from ``start`` (stream copy into Matroska, which takes any codec)."""
+    """The source's first audio track from ``start`` to ``end`` seconds, cut at the sample: decoded, trimmed
+    and encoded to AAC. (A stream copy after an input seek starts at a packet the demuxer can seek to, in an
+    MP4 often the video key frame before ``start``: the audio ran ahead by up to a GOP.)"""
     from ..io import ffmpeg
 
-    out = folder / "audio.mka"
-    args = ["-y", "-ss", f"{start:.6f}", "-i", os.fspath(src)]
-    if end is not None:
-        args += ["-t", f"{end - start:.6f}"]
-    proc = ffmpeg.run(args + ["-map", "0:a:0", "-vn", "-c:a", "copy", os.fspath(out)])
+    out = folder / "audio.m4a"
+    trim = f"atrim=start={start:.6f}" + (f":end={end:.6f}" if end is not None else "") + ",asetpts=PTS-STARTPTS"
+    proc = ffmpeg.run(["-y", "-i", os.fspath(src), "-map", "0:a:0", "-vn", "-af", trim, "-c:a", "aac", "-b:a", "192k",
+                       os.fspath(out)])
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         return None
     return out
@@ -410,7 +422,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     try:
         audio = None
         if kind == "mp4" and info.has_audio:
-            audio = input_path if job.start == 0 else audio_segment(input_path, job.start, job.end, tmpdir)
+            audio = clip_audio(input_path, job, clip, tmpdir)
 
         def sidecar(state) -> dict:
             engine = state.engine

@@ -154,7 +154,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
         engine = engine_factory()
         state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
         writer = strategy.wrap_writer(open_writer(target, fps=fps * factor, crf=crf, audio_from=audio_from,
-                                                  append=start > 0))
+                                                  append=start > 0, names=output))
         if tween is not None:
             from .tween import TweenWriter
 
@@ -259,7 +259,7 @@ class Checkpoint:
 
     def __init__(self, output: Path):
         self.output = output
-        self.dir = output.parent / f".{output.name}.resume"
+        self.dir = runtime.resume_folder(output)
         self.state: dict = {}  # the loaded state.json
 
     def exists(self) -> bool:

@@ -135,9 +135,10 @@ class MaskSource:
         """Refuse a mask whose aspect ratio differs from the output's (resizing it would stretch it)."""
         mw, mh = self.size
         w, h = size
-        if abs((mw / mh) / (w / h) - 1) > ASPECT_TOLERANCE:
-            raise DreamError(f"{self.what} {str(self.path)!r} is {mw}x{mh} but the output is {w}x{h}: the aspect ratios "
-                             f"differ", f"make the {self.what} {w}x{h} (any size with that aspect ratio is resized)")
+        rounding = min(abs(w * mh / mw - h), abs(h * mw / mh - w)) <= 1  # the output's sides are whole pixels
+        if abs((mw / mh) / (w / h) - 1) > ASPECT_TOLERANCE and not rounding:
+            raise DreamError(f"{self.what} {str(self.path)!r} is {mw}x{mh} but the output is {w}x{h}: the aspect ratios differ",
+                             f"make the {self.what} {w}x{h} (any size with that aspect ratio is resized)")
 
     def frame(self, k: int) -> Mask:
         """Output frame k's mask (a still: the same for every k; a video: its frame k, or its last)."""

@@ -353,7 +353,9 @@ def max_step_jump(series: np.ndarray, octaves: Sequence[int]) -> float | None:
 
 def recorder_outputs(values: dict) -> list[Path]:
     """The files the recording options of ``values`` (see ``options``) will write."""
-    out = [Path(values[k]) for k in ("progress", "activations", "overlay", "preview") if values.get(k)]
+    from ..options import file_values
+
+    out = [Path(path) for _, path in file_values(values, "writes")]
     if values.get("activations"):
         out.append(Path(values["activations"]).with_suffix(".csv"))
     return out

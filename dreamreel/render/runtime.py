@@ -98,10 +98,16 @@ def check_output_path(path: Path, *, folder: bool, what: str = "output") -> None
         raise DreamError(f"cannot write {what} {short_path(path)}: no permission to write in {short_path(parent)}")
 
 
+def resume_folder(output: Path) -> Path:
+    """Where a render of ``output`` keeps its resume checkpoint: ``.OUT.resume/`` beside it."""
+    return output.parent / f".{output.name}.resume"
+
+
 def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | None],
-                  sidecars: Sequence[Path] = ()) -> None:
-    """Refuse an output, or the sidecar of one of ``sidecars``, that would land on an input, on a folder output
-    holding an input, or on another output. Paths are compared resolved, and as files (hard links)."""
+                  sidecars: Sequence[Path] = (), checkpoints: Sequence[Path] = ()) -> None:
+    """Refuse an output, the sidecar of one of ``sidecars`` or the ``.OUT.resume/`` folder of one of
+    ``checkpoints``, that would land on an input, on a folder output holding an input, or on another output.
+    Paths are compared resolved (symlinks), and as files (hard links)."""
     from ..io.sidecar import sidecar_path
 
     labels = {sidecar_path(o): f"the sidecar of {short_path(o)}," for o in sidecars}
@@ -112,6 +118,8 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
         check_path_text(p, "input")
     in_real = {_resolved(p, "input"): p for p in ins if p.exists()}
     in_stat = {(st.st_dev, st.st_ino): p for p in ins if p.is_file() for st in [p.stat()]}
+    for out in checkpoints:
+        _check_checkpoint(resume_folder(out), out, in_real)
     for out in outputs:
         if out is None:
             continue
@@ -131,6 +139,61 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
         if r in seen:
             raise DreamError(f"two outputs share the path {short_path(out)}", "choose other output names")
         seen[r] = out
+
+
+def _check_checkpoint(folder: Path, out: Path, in_real: dict[Path, Path]) -> None:
+    """The resume folder of ``out`` is written (state, last frame, partial output): it must be a folder or
+    absent, and hold no input."""
+    if folder.exists() and not folder.is_dir() or folder.is_symlink() and not folder.exists():
+        raise DreamError(f"{short_path(folder)} is not a folder, but {short_path(out)} keeps its resume checkpoint there",
+                         "remove it or choose another output path")
+    r = _resolved(folder, "checkpoint folder")
+    if hit := next((p for real, p in in_real.items() if real == r or r in real.parents), None):
+        raise DreamError(f"the checkpoint folder {short_path(folder)} of {short_path(out)} holds the input "
+                         f"{short_path(hit)}", "choose another output path, or move the input")
+
+
+@contextlib.contextmanager
+def output_lock(output: Path):
+    """Hold ``.OUT.lock`` beside ``output`` while a render writes it: a second render (or --resume) of the same
+    output is refused in one line. An flock dies with its process, so a killed render leaves no stale lock (its
+    file is taken over); the file is removed on release."""
+    import fcntl
+
+    lock = output.absolute().parent / f".{output.name}.lock"
+    made = [p for p in [lock.parent, *lock.parent.parents] if not p.exists()]
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            for p in made:
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            raise DreamError(f"{short_path(output)} is being written by another dreamreel"
+                             + (f" (process {holder})" if holder.isdigit() else ""),
+                             "wait for it to finish, or choose another output path") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:  # its holder removed it between our open and our lock
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only the folders this lock made, and only if nothing was written into them
 
 
 def check_video_output(path: Path | str) -> Path:

@@ -71,8 +71,6 @@ def check_segments(values: dict, output: Path, *, resume: bool = False, ray: str
     """``(segments, overlap)`` of the merged options, checked with the rest of the render (one-line DreamErrors);
     None when ``segments`` is not set. ``ray``: a Ray address ("" for RAY_ADDRESS or a local cluster), or None."""
     if values.get("segments") is None:
-        if values.get("segment_overlap") is not None:
-            raise DreamError("--segment-overlap needs --segments N")
         if ray is not None:
             raise DreamError("--ray with dreamreel video needs --segments N (the segments are what runs on Ray)")
         return None
@@ -276,7 +274,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
 
     from ..io.sidecar import write_sidecar
     from ..io.writer import open_writer, read_frames
-    from .clip import audio_segment
+    from .clip import clip_audio
     from .frames import FramesResult, Partial
 
     input_path, output = Path(input_path), Path(output)
@@ -299,7 +297,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
             _run_local(metas, parts, results, bar)
         bar.close()
         if clip.info.has_audio:
-            audio = input_path if job.start == 0 else audio_segment(input_path, job.start, job.end, tmp)
+            audio = clip_audio(input_path, job, clip, tmp)
         # one stream at --crf: each seam's cross-fade (the previous segment's dream fading into this one's
         # warm-up), then the segment's own frames; the writer muxes the audio and publishes atomically
         w, h = clip.size
@@ -318,9 +316,9 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
             raise
     except BaseException as exc:
         bar.close()
-        said = "" if isinstance(exc, KeyboardInterrupt) else "stopped: "  # the CLI says "interrupted"/"terminated"
-        exc.partial = Partial(output, 0, n, 0, f"{said}{len(results)} of {len(parts)} segments were finished; "
-                              f"nothing written to {output}")
+        if isinstance(exc, KeyboardInterrupt):  # an error's own line says enough: nothing is written on one
+            exc.partial = Partial(output, 0, n, 0, f"{len(results)} of {len(parts)} segments were finished; "
+                                  f"nothing written to {output}")
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -344,7 +342,8 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
         "blend": job.blend if job.flow != "none" else None,
         "segments": [{"frames": [m["start"], m["end"]], "dreamt_from": m["warm"], "seconds": results[k]["seconds"],
                       "node": results[k]["node"]} for k, m in enumerate(metas)],
-        "segment_overlap": overlap,
+        "segment_overlap": max((m["start"] - m["warm"] for m in metas[1:]), default=0),  # as run (split clamps it)
+        **({"segment_overlap_asked": overlap} if any(m["start"] - m["warm"] != overlap for m in metas[1:]) else {}),
         "seams": [m["start"] for m in metas[1:]],
         "on_ray": ray_address is not None,
         "parameters": plan.to_json(),

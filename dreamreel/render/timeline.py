@@ -192,6 +192,10 @@ class Timeline:
             out[name] = max(1, int(round(v))) if name == "steps" else v
         return out
 
+    def mask_files(self) -> list[str]:
+        """The mask files its keys switch to (inputs of the render, like --mask)."""
+        return [k.values["mask"] for k in self.keys if k.values.get("mask") not in (None, "", "none")]
+
     def motion_at(self, frame: int) -> Motion:
         return Motion.from_values(self.at(frame))
 
