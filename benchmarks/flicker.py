@@ -15,6 +15,15 @@ printed: ``none@same``, --flow none at the flow mode's settings (a weaker dream;
     flicker_ratio=X   added flicker with flow / without (target <= 0.5: flow at least halves it)
     flow_fraction=X   flow + occlusion mask seconds / one flow-mode frame's dream seconds (target <= 0.15)
 
+Deflicker (``--deflicker S``, default on with a flow): the flow mode is run with ``--deflicker 0`` and with S,
+and the frame-to-frame change of the *still* regions (source pixels that neither move, by the source's flow,
+nor change by more than a few grey levels) is compared, beside each run's dream strength:
+
+    still_ratio=X     still-region change added by the dream, with the filter / without (target <= 0.5)
+    strength_ratio=X  mean |dream - source| with the filter / without (the same strength: within ~10%)
+
+``--clip patch`` dreams a clip made here instead: a still photo (coffee.png) with a slowly moving patch.
+
 ``--steps``/``--blend``/any other ``dreamreel video`` flag apply to both modes. ``--sheet`` saves a contact
 sheet (rows: source / none / farneback). Timings are medians of flow and dream measured alternately frame
 by frame with one torch thread (on a shared CPU single frames are noisy).
@@ -45,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", default="1")
     ap.add_argument("--threads", type=int, default=1, help="torch threads [default: 1, steadier timings on a shared CPU]")
     ap.add_argument("--sheet", default=None, help="save a contact sheet PNG of a few frames")
+    ap.add_argument("--deflicker", default=None, help="the deflicker strength compared with 0 [default: the video command's]")
     a, extra = ap.parse_known_args(argv)  # anything else is passed on as a dreamreel video flag (e.g. --jitter 8)
 
     import torch
@@ -60,8 +70,10 @@ def main(argv=None) -> int:
     from dreamreel.io.images import from_uint8
     from dreamreel.render.runtime import Engine, run_dream
     from dreamreel.io.readers import iter_frames
-    from dreamreel.render.flow import clip_flow, temporal_inconsistency
+    from dreamreel.render.flow import clip_flow, still_change, still_masks, temporal_inconsistency
 
+    if a.clip == "patch":
+        a.clip = str(patch_clip(Path(tempfile.mkdtemp(prefix="flicker-"))))
     clip = Path(a.clip)
     if not clip.is_file():
         print(f"flicker: {clip} not found", file=sys.stderr)
@@ -78,7 +90,10 @@ def main(argv=None) -> int:
         p = prepare_clip(clip, preset=args.preset, **given(args))
         return p.plan, p.job
 
-    plan, job = setup("farneback")
+    from dreamreel.render.deflicker import DEFAULT_DEFLICKER
+
+    deflicker = a.deflicker or f"{DEFAULT_DEFLICKER:g}"
+    plan, job = setup("farneback", "--deflicker", "0")
     info = plan_clip(clip, plan, job)
     size = info.size
     engine = Engine.load(plan)  # one model for every run
@@ -86,8 +101,10 @@ def main(argv=None) -> int:
     source = list(iter_frames(clip, start=job.start, end=job.end, size=size))
     motion = clip_flow(source, method="farneback")
     ti_source = temporal_inconsistency(source, motion)
+    still = still_masks(source, motion)
+    still_source = still_change(source, still)
 
-    runs = {"none": setup("none"), "farneback": (plan, job)}
+    runs = {"none": setup("none"), "farneback": (plan, job), "deflicker": setup("farneback", "--deflicker", deflicker)}
     if a.steps is None:  # the modes' per-frame defaults differ: also compare at the flow mode's settings
         lr = ",".join(f"{x:g}:{y:g}" for x, y in plan.lr)
         runs["none@same"] = setup("none", "--steps", ",".join(map(str, plan.steps)), "--lr", lr)
@@ -102,6 +119,7 @@ def main(argv=None) -> int:
             dream_t = float(np.median([r["dream_seconds"] for r in data["per_frame"]]))
             flow_t = [r["flow_seconds"] for r in data["per_frame"] if r["carried"]]
             results[name] = {"ti": ti, "added": ti - ti_source, "strength": strength, "frames": frames,
+                             "still": still_change(frames, still) - still_source,
                              "steps": plan_m.steps, "dream_t": dream_t,
                              "flow_t": float(np.median(flow_t)) if flow_t else None}
 
@@ -141,6 +159,7 @@ def main(argv=None) -> int:
           f"{','.join(map(str, plan.steps))} step(s); in the render loop, flow + warp + blend "
           f"{flow['flow_t'] * 1000:.1f} ms vs dream {flow['dream_t'] * 1000:.1f} ms)")
 
+    print_still(results["farneback"], results["deflicker"], deflicker, still, still_source)
     if a.sheet:
         pick = np.linspace(0, len(source) - 1, min(6, len(source))).round().astype(int)
         rows = [np.concatenate([frames[i] for i in pick], axis=1)
@@ -148,6 +167,35 @@ def main(argv=None) -> int:
         iio.imwrite(a.sheet, np.concatenate(rows, axis=0))
         print(f"sheet {a.sheet}: rows source / none / farneback, frames {list(pick)}")
     return 0
+
+
+def print_still(off: dict, on: dict, deflicker: str, still: list, still_source: float) -> None:
+    """The still regions' change added by the dream without and with the deflicker filter, beside the strengths."""
+    print(f"still regions: {np.mean([m.mean() for m in still]):.1%} of the pixels; the source's own change there "
+          f"{still_source:.3f}")
+    print(f"deflicker 0: still_change_added={off['still']:.3f} dream_strength={off['strength']:.2f}; deflicker {deflicker}: "
+          f"still_change_added={on['still']:.3f} dream_strength={on['strength']:.2f}")
+    print(f"still_ratio={on['still'] / off['still']:.3f} ({'meets' if on['still'] <= 0.5 * off['still'] else 'MISSES'} "
+          f"<= 0.5); strength_ratio={on['strength'] / off['strength']:.3f}")
+
+
+def patch_clip(folder: Path) -> Path:
+    """A clip made here: coffee.png held still, a 40x40 patch of chelsea.png crossing it at 1 px a frame."""
+    import imageio.v3 as iio
+
+    from dreamreel.io.writer import open_writer
+
+    data = Path(__file__).resolve().parents[2] / "shared/data"
+    still = iio.imread(data / "coffee.png")[..., :3][::2, ::2]
+    patch = iio.imread(data / "chelsea.png")[..., :3][100:140, 200:240]
+    out = folder / "patch.mp4"
+    with open_writer(out, fps=12, crf=10) as w:
+        for k in range(36):
+            frame = still.copy()
+            y, x = 60, 40 + k
+            frame[y:y + 40, x:x + 40] = patch
+            w.append(frame)
+    return out
 
 
 if __name__ == "__main__":

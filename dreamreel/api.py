@@ -180,8 +180,12 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
                   color_match=values["color_match"],
-                  travel=values["travel"], travel_weight=values["travel_weight"])
+                  travel=values["travel"], travel_weight=values["travel_weight"],
+                  interpolate=values["interpolate"], draft=values["draft"])
     art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
+    if job.loop and job.interpolate > 1:
+        raise DreamError("--interpolate does not work with --loop (the loop's fade reorders the frames)",
+                         "leave one of them out")
     job.timeline.bind(job.frames + job.loop, job.fps)  # every schedule's every frame, checked before any work
     from .render.zoom import check_timeline_objectives
 
@@ -191,6 +195,13 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
         tensor, size = load_source(source, plan)
     else:
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]))
+    if job.draft:  # the same job at half the size, one step per frame
+        from .render.preview import draft_timeline, draft_values
+
+        values = draft_values(values, size, plan.spec.min_size)
+        plan = resolve_plan(values, pname)
+        job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(job.timeline), 1, 1, [1]
+        size = plan.output_size((tensor.shape[-1], tensor.shape[-2]) if tensor is not None else source.noise_size)
     if values["depth"]:
         from .render.camera import CAMERA_KEYS
         from .engine.masks import open_mask
@@ -248,6 +259,12 @@ def prepare_clip(video, *, preset: str | None = None, where=None, **options) -> 
     plan = resolve_plan(values, pname)
     raft = check_flow_method(job.flow)
     clip = plan_clip(Path(video), plan, job)
+    if job.draft:  # the same job at half the size, one step per frame
+        from .render.preview import draft_values
+
+        values = draft_values(values, clip.size, plan.spec.min_size)
+        plan = resolve_plan(values, pname)
+        clip = plan_clip(Path(video), plan, job)
     return Prepared("video", values, plan, Path(video), None, clip.size, plan.settings(clip.size), job, clip=clip,
                     raft=raft, inputs=input_files(values, preset, Path(video)))
 
@@ -276,9 +293,12 @@ def check_keywords(command: str, options: dict[str, Any], *, writes: bool) -> No
 def check_files(p: Prepared, output: Path) -> None:
     """Refuse a job whose output, sidecar, recordings or resume checkpoint would land on a file it reads (or two
     of them on one path)."""
+    from .render.preview import check_preview
     from .render.recorders import recorder_outputs
     from .render.runtime import check_outputs
 
+    if p.values.get("preview"):
+        check_preview(Path(p.values["preview"]))
     check_outputs(p.inputs, [output, *recorder_outputs(p.values)], sidecars=[output],
                   checkpoints=[output] if p.command != "dream" else [])
 
@@ -327,6 +347,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
                prepared: Prepared | None = None, **options):
     """Render a zoom into ``output`` (.mp4, .gif or a folder/) and its sidecar; ``progress=``/``overlay=`` record
     too. Returns a ``render.frames.FramesResult``."""
+    from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
     from .render.runtime import check_video_output, folder_output, output_lock
     from .render.zoom import render_zoom
@@ -337,7 +358,7 @@ def write_zoom(image, output, *, preset: str | None = None, resume: bool = False
     if p.values["overlay"]:
         check_video_output(p.values["overlay"])
     check_files(p, output)
-    recorders = frame_recorders(p.values, p.job.fps, resume=resume)
+    recorders = frame_recorders(p.values, p.job.fps, resume=resume) + preview_recorders(p.values)
     with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_zoom(p.plan, p.source, output, p.job, resume=resume, show_progress=show_progress,
                            recorders=recorders)
@@ -360,6 +381,7 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     records too. ``segments=N`` (``segment_overlap=K``) dreams it as N segments in parallel, in worker processes or
     on the Ray cluster at ``ray`` ("" for RAY_ADDRESS or a fresh local one). Returns a ``render.frames.FramesResult``."""
     from .render.clip import render_video
+    from .render.preview import preview_recorders
     from .render.recorders import frame_recorders, recording
     from .render.runtime import check_video_output, folder_output, output_lock
     from .render.segments import check_segments, render_segmented
@@ -376,7 +398,7 @@ def write_clip(video, output, *, preset: str | None = None, resume: bool = False
     if p.values["overlay"]:
         check_video_output(p.values["overlay"])
     check_files(p, output)
-    recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False)
+    recorders = frame_recorders(p.values, p.clip.fps, resume=resume, progress=False) + preview_recorders(p.values)
     with output_lock(output), folder_output(output_text) as output, recording(recorders):
         return render_video(p.plan, Path(video), output, p.job, resume=resume, show_progress=show_progress,
                             clip=p.clip, recorders=recorders, engine=engine)

@@ -335,12 +335,19 @@ OPTIONS: list[Option] = [
     Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
     Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
     Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    Option("deflicker", _ranged_float(0.0, 1.0), None, "temporal filter of the dream's residual along the flow: 0 "
+           "off, up to 1 (steadiest) [default: DEFAULT_DEFLICKER with a flow, 0 with --flow none]", "S", group="video"),
     # video --segments (render/segments.py)
     Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
     Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
            "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments",
            parent="segments"),
+    # in-betweens and drafts (render/tween.py, render/preview.py): zoom and video
+    Option("interpolate", _positive_int, 1, "N-1 in-between frames after each dreamt frame, moved along the zoom's "
+           "motion or the clip's flow; the file plays at N x the frame rate, as long (1: off)", "N", group="frames"),
+    Option("draft", _flag, False, "a quick check of the motion: half the width and height, one step per frame",
+           group="frames", switch=True),
     # output
     Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
@@ -354,6 +361,10 @@ OPTIONS: list[Option] = [
     Option("overlay_feature", int, None, "overlay one feature instead of the mean over features", "F", group="recording"),
     Option("video_fps", _positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
     Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
+    Option("preview", str, None, "rewrite this .jpg/.png with the latest frame and its number while rendering (zoom, "
+           "video; render/preview.py)", "FILE", group="recording", file="writes"),
+    Option("preview_every", _positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
+           group="recording", parent="preview"),
     # batch
     Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
     # batch --ray (distributed.py)
@@ -389,14 +400,15 @@ def weight_schedule(spec: str, key: str) -> Schedule | None:
     return parse_schedule_string(w) if w is not None and looks_like_schedule(w) else None
 
 STILL_RECORDING = ("progress", "progress_every", "activations", "overlay", "overlay_feature", "video_fps", "no_caption")
-ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature")
+ZOOM_RECORDING = ("progress", "progress_every", "video_fps", "no_caption", "overlay", "overlay_feature", "preview",
+                  "preview_every")
 #: The option groups each command takes (group -> its keys, None: all of them): the CLI's flags and the Python
 #: verbs' keywords. The groups in WRITTEN only mean something to a render that writes files.
 COMMAND_OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "dream": {"dream": None, "recording": STILL_RECORDING},
-    "zoom": {"zoom": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
-    "video": {"video": None, "output": None, "dream": None, "recording": ("overlay", "overlay_feature"),
-              "segments": None},
+    "zoom": {"zoom": None, "frames": None, "output": None, "dream": None, "recording": ZOOM_RECORDING},
+    "video": {"video": None, "frames": None, "output": None, "dream": None,
+              "recording": ("overlay", "overlay_feature", "preview", "preview_every"), "segments": None},
 }
 WRITTEN = ("output", "recording", "segments")
 
@@ -485,6 +497,9 @@ LIMITS: dict[str, Limit] = {
     "travel": Limit(0, 1_000_000),
     "travel_weight": Limit(0, 1000),  # a term weight, as after @
     "segments": Limit(1, 1024),
+    "deflicker": Limit(0, 1),
+    "interpolate": Limit(1, 16),
+    "preview_every": Limit(1, 1_000_000),
     "segment_overlap": Limit(0, 1000),
     "cpus_per_item": Limit(1, 1024),
     "gpus_per_item": Limit(0, 64, above=True),

@@ -21,7 +21,7 @@ from dreamreel.options import LIMITS, OPTIONS, OPTION_KEYS, parse_value
 
 #: Which command takes each option group's flags (recordings: dream takes them all).
 COMMAND_OF_GROUP = {"dream": "dream", "zoom": "zoom", "video": "video", "output": "zoom", "recording": "dream",
-                    "batch": "batch", "segments": "video"}
+                    "batch": "batch", "segments": "video", "frames": "zoom"}
 TINY = ["--size", "64", "--octaves", "1", "--steps", "1"]
 ZTINY = [*TINY, "--first-octaves", "1", "--frames", "2"]
 
@@ -93,8 +93,12 @@ def test_every_numeric_option_has_a_range_row():
 
 @pytest.mark.parametrize("key, value", CASES, ids=[f"{k}={v}" for k, v in CASES])
 def test_a_bad_number_in_any_option_is_one_line_before_any_work(key, value, tmp_path, pic, capsys, data_dir):
+    from dreamreel.options import command_keys
+
     o = OPTION_KEYS[key]
     command = COMMAND_OF_GROUP[o.group]
+    if command != "batch" and key not in command_keys(command):  # a recording only frame renders take
+        command = next(c for c in ("zoom", "video") if key in command_keys(c))
     out = tmp_path / "out"
     if command == "dream":
         argv = ["dream", pic, "-o", tmp_path / "o.png", "--dry-run"]

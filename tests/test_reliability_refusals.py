@@ -37,7 +37,7 @@ CHILDREN = [o for o in OPTIONS if o.parent]
 
 
 def _command(o) -> str:
-    return {"dream": "dream", "zoom": "zoom", "segments": "video"}[o.group]
+    return {"dream": "dream", "zoom": "zoom", "segments": "video", "recording": "zoom"}[o.group]
 
 
 @pytest.mark.parametrize("o", CHILDREN, ids=[o.key for o in CHILDREN])
@@ -53,7 +53,7 @@ def test_an_option_without_its_parent_is_refused_not_ignored(o, tmp_path, data_d
 def test_the_parent_mechanism_covers_the_flags_that_were_silently_ignored():
     assert {o.key: o.parent for o in CHILDREN} == {
         "tile_overlap": "tile", "guide_layer": "guide", "mask_feather": "mask", "react": "audio",
-        "loop_frames": "loop", "segment_overlap": "segments"}
+        "loop_frames": "loop", "segment_overlap": "segments", "preview_every": "preview"}
 
 
 @pytest.mark.parametrize("weight", ["nan", "inf", "-inf", "1e999", "5000", "-1001"])

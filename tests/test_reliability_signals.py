@@ -141,7 +141,7 @@ def test_sigterm_during_video_keeps_frames_with_a_checkpoint(tmp_path, clip):
     # the first frame is dreamt 10 times over (about 0.7 s here): signal after it
     code, err = _signal_render(["video", str(clip), "-o", str(out), *SLOW], tmp_path, [signal.SIGTERM], cpu=1.0)
     assert code == 143, err
-    n = _assert_kept(_one_line(err), out, 36, (36, 96, 3), out)  # the last dream and its 48x36 source side by side
+    n = _assert_kept(_one_line(err), out, 36, (36, 144, 3), out)  # the last dream, its 48x36 source, the written frame
     assert 1 <= n < 36
 
 
@@ -155,7 +155,7 @@ def test_double_ctrl_c_during_video_keeps_the_finished_output_and_resume_complet
     code, err = _signal_render(args, tmp_path, [signal.SIGINT, signal.SIGINT], cpu=0.3)
     assert code == 130, err
     line = _one_line(err)
-    _assert_kept(line, out, 36, (36, 96, 3), tmp_path / ".v.resume" / "partial")
+    _assert_kept(line, out, 36, (36, 96, 3), tmp_path / ".v.resume" / "partial")  # --flow none: no deflicker
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old and (tmp_path / "v.json").read_bytes() == old_side
 
     capsys.readouterr()

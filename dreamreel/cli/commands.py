@@ -63,6 +63,13 @@ def cmd_dream(args) -> int:
     return 0
 
 
+def _frames_line(frames: int, fps: float, interpolate: int) -> str:
+    if interpolate == 1:
+        return f"{frames} frames at {fps:.4g} fps"
+    return (f"{frames * interpolate} frames at {fps * interpolate:.4g} fps ({frames} dreamt, {interpolate - 1} "
+            f"in-between{'s' if interpolate > 2 else ''} after each)")
+
+
 def cmd_zoom(args) -> int:
     from .. import api
     from ..render.runtime import check_video_output
@@ -78,7 +85,8 @@ def cmd_zoom(args) -> int:
         at0, at1 = timeline.at(0), timeline.at(1)
         m = timeline.motion_at(1)
         print(f"input      {p.source.label}")
-        print(f"output     {output}  {p.job.frames} frames at {v['fps']:g} fps, {p.size[0]}x{p.size[1]}")
+        print(f"output     {output}  {_frames_line(p.job.frames, v['fps'], p.job.interpolate)}, {p.size[0]}x{p.size[1]}"
+              + ("  (draft: half the size, one step per frame)" if p.job.draft else ""))
         print(f"motion     zoom {m.zoom:g}  rotate {m.rotate:g} deg  shift {m.shift[0]:g},{m.shift[1]:g} px per frame"
               f"  colour match {v['color_match']}"
               + (f"  (timeline {v['timeline']}: {len(timeline.keys)} keys; values at frame 0-1)" if v["timeline"] else ""))
@@ -105,7 +113,7 @@ def cmd_zoom(args) -> int:
     if result.already_complete:
         print(f"dreamreel: {output} is already complete ({result.frames} frames); nothing to resume", file=sys.stderr)
         return 0
-    print(f"wrote {output}: {result.frames} frames at {v['fps']:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
+    print(f"wrote {output}: {result.frames} frames at {result.fps:g} fps ({result.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
@@ -125,9 +133,10 @@ def cmd_video(args) -> int:
         audio = "audio" if info.has_audio else "no audio"
         vfr = ", variable frame rate" if info.variable_frame_rate else ""
         print(f"input      {source}  {info.size[0]}x{info.size[1]}, {info.n_frames} frames at {info.fps:.4g} fps, {audio}{vfr}")
-        print(f"output     {output}  {'' if clip.exact else 'about '}{clip.frames} frames at {clip.fps:.4g} fps, "
-              f"{clip.size[0]}x{clip.size[1]}")
-        carry = "none (every frame on its own)" if job.flow == "none" else f"{p.raft or job.flow}, blend {job.blend:g}"
+        print(f"output     {output}  {'' if clip.exact else 'about '}{_frames_line(clip.frames, clip.fps, job.interpolate)}, "
+              f"{clip.size[0]}x{clip.size[1]}" + ("  (draft: half the size, one step per frame)" if job.draft else ""))
+        carry = "none (every frame on its own)" if job.flow == "none" else \
+            f"{p.raft or job.flow}, blend {job.blend:g}, deflicker {job.deflicker:g}"
         print(f"flow       {carry}")
         if job.timeline is not None and (scheduled := job.timeline.describe()):
             print("schedules  " + "  ".join(f"{k} {s}" for k, s in scheduled.items()))

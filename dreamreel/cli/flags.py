@@ -13,6 +13,7 @@ _ALIAS_FLAGS = {key: ["--" + alias.replace("_", "-") for alias, k in ALIASES.ite
 
 GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
                 "recording": "recording", "batch": "batch",
+                "frames": "in-betweens, draft",
                 "segments": "segments (one long clip, in parallel)"}
 
 

@@ -49,14 +49,23 @@ class VideoJob:
     every: int = 1  # keep every N-th frame (the output plays at fps / N so it keeps the clip's timing)
     crf: int = 18
     timeline: object = None  # timeline.Timeline of the scheduled blend, lr, sigma, steps (None: none scheduled)
+    deflicker: float = 0.0  # the residual's temporal filter along the flow, 0-1 (render/deflicker.py)
+    interpolate: int = 1  # in-betweens + 1 per dreamt frame (render/tween.py)
+    draft: bool = False  # --draft: the sidecar says so
 
 
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
+    from .deflicker import default_strength
     from .timeline import clip_timeline, frame_value
 
+    if values["deflicker"] and values["flow"] == "none":
+        raise DreamError("--deflicker filters the dream along the optical flow, and --flow none has none",
+                         "drop --deflicker, or choose a --flow")
     job = VideoJob(flow=values["flow"], blend=frame_value("blend", values["blend"]), start=values["start"],
-                   end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values))
+                   end=values["end"], every=values["every"], crf=values["crf"], timeline=clip_timeline(values),
+                   deflicker=default_strength(values["flow"], values["deflicker"]),
+                   interpolate=values["interpolate"], draft=values["draft"])
     if job.end is not None and job.end <= job.start:
         raise DreamError(f"--end {job.end:g} must come after --start {job.start:g}")
     return job
@@ -236,12 +245,19 @@ class ClipStart:
         self.carry = job.flow != "none" and job.blend > 0
         self.warmup = warmup_passes(job)
         self.prev_dream = self.prev_src = None
+        self.last_written = None  # the frame last written (the dream, or with --deflicker its filtered residual)
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
         self._src = None
         self._carried, self._visible, self._passes = False, None, 1
         self._values: dict = {}  # frame k's scheduled values
         self._dreamers: dict = {}  # scheduled layer/target weights: a dreamer per frame's objective
+        self.carried = None  # this frame's (carried detail, flow to the previous frame, its mask), for the tween
+        self.deflicker = None
+        if job.deflicker:
+            from .deflicker import ResidualFilter
+
+            self.deflicker = ResidualFilter(job.deflicker)
 
     def fingerprint(self) -> str:
         job = self.job
@@ -249,11 +265,14 @@ class ClipStart:
                             "settings": str(self.settings), "size": self.clip.size, "flow": job.flow,
                             "blend": job.blend, "start": job.start, "end": job.end, "every": job.every,
                             "warmup": self.warmup, "command": "video",
-                            **({"schedules": job.timeline.describe()} if job.timeline is not None else {})})
+                            **({"schedules": job.timeline.describe()} if job.timeline is not None else {}),
+                            **({"deflicker": job.deflicker} if job.deflicker else {})})
 
-    def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint holds the last dream and its source side by side
-        w = last.shape[1] // 2
-        self.prev_dream, self.prev_src = last[:, :w], last[:, w:]
+    def restore(self, last: np.ndarray, state: dict) -> None:  # the checkpoint: the last dream, its source (, written)
+        w = self.clip.size[0]
+        self.prev_dream, self.prev_src, self.last_written = last[:, :w], last[:, w:2 * w], last[:, :w]
+        if self.deflicker is not None:
+            self.last_written = self.deflicker.prev_written = last[:, 2 * w:]
 
     def indices(self, start: int):
         from ..io.readers import VideoError, iter_frames
@@ -288,11 +307,16 @@ class ClipStart:
         values = self._values = job.timeline.at(k) if job.timeline is not None else {}
         blend = values.get("blend", job.blend)
         detail = mask = None
-        self._carried, self._visible = False, None
+        self._carried, self._visible, self.carried = False, None, None
         if self.carry and self.prev_dream is not None:
             flow, mask = carry_flow(self.prev_src, src, job.flow)
             detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1)), flow)
             self._carried, self._visible = True, float(mask.mean())
+            self.carried = (detail, flow, mask)
+        if self.deflicker is not None:  # the last written residual, carried along the same flow
+            self.deflicker.prepare(None if self.carried is None else
+                                   warp(dream_detail(self.last_written, self.prev_src, self._settings(k - 1)), flow),
+                                   mask)
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
@@ -321,6 +345,9 @@ class ClipStart:
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
+        self.last_written = frame
+        if self.deflicker is not None:  # ... the dream itself, where the written frame is filtered
+            self.prev_dream = self.deflicker.written(frame)
         flow_s = prepare_s if self._carried else 0.0
         self.flow_seconds += prepare_s
         self.dream_seconds += dream_s
@@ -330,10 +357,11 @@ class ClipStart:
                 "objective_end": result.octaves[-1].objective_end, **self._values}
 
     def checkpoint_image(self) -> np.ndarray:
-        return np.concatenate([self.prev_dream, self.prev_src], axis=1)
+        extra = [] if self.deflicker is None else [self.last_written]
+        return np.concatenate([self.prev_dream, self.prev_src, *extra], axis=1)
 
-    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source, side by side
-        return (self.clip.size[1], 2 * self.clip.size[0], 3)
+    def checkpoint_shape(self) -> tuple[int, int, int]:  # the last dream and its source (, written), side by side
+        return (self.clip.size[1], (2 if self.deflicker is None else 3) * self.clip.size[0], 3)
 
     resumable = True
 
@@ -344,7 +372,8 @@ class ClipStart:
         return {}
 
     def finish(self, k: int, image: torch.Tensor) -> torch.Tensor:
-        return image
+        """--deflicker: what is written has its residual filtered along the flow."""
+        return image if self.deflicker is None else self.deflicker.apply(image, smoothed_source(self._src, self._settings(k)))
 
 
 def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders=(), show_progress: bool = False):
@@ -357,8 +386,12 @@ def clip_frames(plan, input_path: Path, job: VideoJob, *, engine=None, recorders
     check_flow_method(job.flow)
     strategy = ClipStart(plan, clip, job, input_path)
     engine = engine or Engine.load(plan)
-    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
-        yield frame
+    frames = (frame for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress))
+    if job.interpolate > 1:
+        from .tween import ClipTween, tween_frames
+
+        frames = tween_frames(ClipTween(strategy, job.interpolate, job.flow), frames)
+    yield from frames
 
 
 def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume: bool = False,
@@ -406,6 +439,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "every": job.every,
                 "flow": job.flow if raft is None else raft,
                 "blend": job.blend if job.flow != "none" else None,
+                "deflicker": job.deflicker,
                 "parameters": plan.to_json(),
                 "model": engine.spec.name,
                 "weights": plan.to_json()["weights_source"],
@@ -424,8 +458,12 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
                 "fingerprint": key,
             }
 
+        from .tween import ClipTween
+
         return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=clip.fps,
                              crf=job.crf, resume=resume, audio_from=audio, recorders=recorders,
-                             show_progress=show_progress, sidecar=sidecar)
+                             show_progress=show_progress, sidecar=sidecar,
+                             tween=ClipTween(strategy, job.interpolate, job.flow) if job.interpolate > 1 else None,
+                             notes={"draft": True} if job.draft else None)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -36,6 +36,8 @@ __all__ = [
     "occlusion_mask",
     "clip_flow",
     "temporal_inconsistency",
+    "still_masks",
+    "still_change",
     "FLOW_METHODS",
 ]
 
@@ -237,8 +239,9 @@ def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warp: ``out[y, x] = image[y + dy, x + dx]`` (bilinear, replicated border), on ``flow``'s grid.
+def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = False) -> np.ndarray:
+    """Backward warp: ``out[y, x] = image[y + dy, x + dx]`` (bilinear, or bicubic with ``sharp``; replicated
+    border), on ``flow``'s grid.
 
     ``warp(prev_thing, compute_flow(cur, prev))`` moves ``prev_thing`` onto the current frame. ``image`` is
     HxW or HxWxC, uint8 (stays uint8) or float (returned as float32, negative values fine, any C).
@@ -253,7 +256,8 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
 
     def remap(img):
-        return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(img, mx, my, interpolation=cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
 
     if image.ndim == 2 or image.shape[2] <= 4:
         out = remap(np.ascontiguousarray(image))
@@ -345,3 +349,28 @@ def temporal_inconsistency(frames: Iterable[np.ndarray], flow: ClipFlow) -> floa
     if n != len(flow):
         raise ValueError(f"got {n} frames but the flow covers {len(flow)}")
     return total / weight if weight > 0 else 0.0
+
+
+def still_masks(source: list[np.ndarray], flow: ClipFlow, *, motion: float = 0.5, change: float = 4.0) -> list[np.ndarray]:
+    """Per frame after the first, where the source clip holds still: its flow under ``motion`` px and its grey
+    level changing by less than ``change`` (float32 HxW masks, on the source's grid)."""
+    out = []
+    for prev, cur, f in zip(source, source[1:], flow.to_prev):
+        g0, g1 = (_gray(x).astype(np.float32) for x in (prev, cur))
+        out.append(((np.hypot(f[..., 0], f[..., 1]) < motion) & (np.abs(g1 - g0) < change)).astype(np.float32))
+    return out
+
+
+def still_change(frames: Iterable[np.ndarray], masks: list[np.ndarray]) -> float:
+    """Mean |frame_k - frame_(k-1)| (grey levels, over channels) on the still pixels of :func:`still_masks`:
+    the flicker where the picture does not move. Frames are the source's size."""
+    total = weight = 0.0
+    prev = None
+    for k, frame in enumerate(frames):
+        cur = np.asarray(frame, np.float32)
+        if prev is not None:
+            m = masks[k - 1]
+            total += float((np.abs(cur - prev).mean(axis=2) * m).sum())
+            weight += float(m.sum())
+        prev = cur
+    return total / max(weight, 1.0)

@@ -101,7 +101,8 @@ def dream_frames(strategy: FrameStrategy, engine: Engine, *, start: int = 0, rec
 
 def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key: str, fps: float, crf: int,
                   resume: bool = False, audio_from: Path | None = None, recorders: Sequence = (),
-                  show_progress: bool = False, sidecar) -> FramesResult:
+                  show_progress: bool = False, sidecar, tween=None,
+                  notes: Mapping[str, Any] | None = None) -> FramesResult:
     """Dream ``strategy``'s frames into ``output`` (streamed, atomic), resumable, and write its sidecar.
 
     ``key``: the settings' fingerprint (a checkpoint of other settings is refused). ``sidecar(state)`` builds
@@ -109,15 +110,21 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     playable file plus a checkpoint for ``resume=True``; the exception carries a :class:`Partial`. The file is
     ``output`` itself unless ``output`` holds a finished render (or anything else that is not this render's
     partial): that one, and its sidecar, stay until the new render is complete, and the frames wait in the
-    checkpoint folder. The frame counts reported are the frames in the files.
+    checkpoint folder. The frame counts reported are the frames in the files. ``tween`` (``tween.ZoomTween``
+    / ``ClipTween``): ``tween.factor - 1`` in-betweens after each dreamt frame, the file at ``tween.factor`` x
+    ``fps``. ``notes`` join the sidecar (``draft``).
     """
     from ..io.sidecar import write_sidecar
     from ..io.writer import count_frames, move_output, open_writer
 
+    factor = tween.factor if tween is not None else 1
+    if factor > 1:  # another file: a checkpoint or a finished render of other in-betweens is not this one's
+        key = fingerprint({"frames": key, "interpolate": factor})
     checkpoint = Checkpoint(output)
     had_dir = checkpoint.dir.exists()
     made = [d for d in (output.parent, *output.parent.parents) if not d.exists()]  # what the writer will create
-    start, last, records, finished, target = checkpoint.begin(resume, output, key, strategy.checkpoint_shape())
+    start, last, records, finished, target = checkpoint.begin(resume, output, key, strategy.checkpoint_shape(),
+                                                              factor=factor)
     if finished is not None:
         return FramesResult(output, finished.get("frames", 0), finished.get("fps", fps), 0.0, finished,
                             already_complete=True)
@@ -127,8 +134,12 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     try:
         engine = engine_factory()
         state = RunState(engine=engine, start=start, records=records, key=key, t_start=time.perf_counter())
-        writer = strategy.wrap_writer(open_writer(target, fps=fps, crf=crf, audio_from=audio_from,
+        writer = strategy.wrap_writer(open_writer(target, fps=fps * factor, crf=crf, audio_from=audio_from,
                                                   append=start > 0, names=output))
+        if tween is not None:
+            from .tween import TweenWriter
+
+            writer = TweenWriter(writer, tween, dreamt_before=start)
         for k, frame, record in dream_frames(strategy, engine, start=start, recorders=recorders,
                                              show_progress=show_progress):
             with interrupts.held():  # a signal lands before or after this: count, records and image match the file
@@ -136,11 +147,20 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
                 records.append(record)
                 appended, image, extra = k + 1, strategy.checkpoint_image(), strategy.checkpoint_state()
         with interrupts.finishing():
+            if tween is not None:
+                writer.end()  # complete: the in-betweens after the last dreamt frame
             writer.close()
     except BaseException as exc:
         with interrupts.finishing():  # a second Ctrl-C must not cut this short
             kept = _keep(writer, checkpoint, strategy, key, output, target, start, appended, image, extra, records,
                          had_dir, made)
+            if factor > 1 and kept is not None:  # the file's frames, in-betweens included
+                from dataclasses import replace
+
+                from .tween import file_frames
+
+                kept = replace(kept, frames=file_frames(kept.frames, factor),
+                               total=file_frames(kept.total, factor, complete=True))
         reraise(exc, partial=kept)
     with interrupts.finishing():
         frames, expected = count_frames(target), getattr(writer, "written", appended)  # a --loop writes fewer
@@ -151,9 +171,11 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
         checkpoint.remove()
         state.frames = frames
         state.seconds = time.perf_counter() - state.t_start
-        data = sidecar(state)
+        data = {**sidecar(state), **(notes or {})}
+        if tween is not None:
+            data.update(fps=fps * factor, fingerprint=key, interpolate=writer.describe(appended))
         write_sidecar(output, data)
-    return FramesResult(output, frames, fps, state.seconds, data, stopped_early=data.get("stopped_early"))
+    return FramesResult(output, frames, fps * factor, state.seconds, data, stopped_early=data.get("stopped_early"))
 
 
 def _keep(writer, checkpoint: "Checkpoint", strategy: FrameStrategy, key: str, output: Path, target: Path, start: int,
@@ -281,12 +303,15 @@ class Checkpoint:
         self.state = state
         return done, last, records, state
 
-    def begin(self, resume: bool, output: Path, key: str, shape: tuple[int, ...] | None = None):
+    def begin(self, resume: bool, output: Path, key: str, shape: tuple[int, ...] | None = None, *, factor: int = 1):
         """Where a render starts: (frames done, last frame, records, finished sidecar or None, where frames go).
 
-        A resumed render continues its partial after checking that it holds the checkpoint's frames. A new one
-        writes its frames to ``output`` unless ``output`` holds something other than this render's partial.
+        A resumed render continues its partial after checking that it holds the checkpoint's frames (with
+        ``factor`` - 1 in-betweens after each dreamt one but the last). A new one writes its frames to
+        ``output`` unless ``output`` holds something other than this render's partial.
         """
+        from .tween import file_frames
+
         from ..io.writer import count_frames
 
         if resume and self.exists():
@@ -297,9 +322,9 @@ class Checkpoint:
                 n = count_frames(target, check=True)
             except ValueError as err:
                 raise DreamError(f"cannot --resume: the partial output {err}", again) from None
-            if n != start:
-                raise DreamError(f"cannot --resume: {str(target)!r} holds {n} frames, the checkpoint recorded {start}",
-                                 again)
+            if n != file_frames(start, factor):
+                raise DreamError(f"cannot --resume: {str(target)!r} holds {n} frames, the checkpoint recorded "
+                                 f"{file_frames(start, factor)}", again)
             return start, last, records, None, target
         if resume and output.exists():
             done = finished_render(output, key)
@@ -314,9 +339,9 @@ class Checkpoint:
                 return 0, None, [], done, output
             raise DreamError(f"nothing to resume at {str(output)!r}: no interrupted render was recorded",
                              "drop --resume to start over")
-        return 0, None, [], None, (self.partial_path() if self._keep_output() else output)
+        return 0, None, [], None, (self.partial_path() if self._keep_output(factor) else output)
 
-    def _keep_output(self) -> bool:
+    def _keep_output(self, factor: int = 1) -> bool:
         """Whether ``output`` holds something a new render must not replace before it is complete: anything but
         this render's own partial (as the checkpoint recorded it)."""
         from ..io.writer import count_frames, has_frames, kind_for
@@ -331,7 +356,10 @@ class Checkpoint:
         if state is None or state.get("partial", "output") != "output":
             return True
         try:
-            return count_frames(out) != state.get("frames_done")
+            from .tween import file_frames
+
+            done = state.get("frames_done")
+            return count_frames(out) != (file_frames(done, factor) if type(done) is int else done)
         except ValueError:
             return True
 

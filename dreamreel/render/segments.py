@@ -79,6 +79,9 @@ def check_segments(values: dict, output: Path, *, resume: bool = False, ray: str
         raise DreamError("--resume does not continue a --segments render", "run it again without --resume")
     if values.get("overlay"):
         raise DreamError("--overlay does not work with --segments", "leave one of them out")
+    for key in ("interpolate", "preview", "draft"):  # one pass over the clip; segments are joined, not watched
+        if values.get(key) not in (None, False, 1):
+            raise DreamError(f"--{key.replace('_', '-')} does not work with --segments", "leave one of them out")
     if Path(output).suffix.lower() != ".mp4":
         raise DreamError(f"--segments writes an .mp4, not {str(output)!r}", "name the output OUT.mp4")
     if ray is not None:

@@ -25,6 +25,7 @@ from .frames import FrameStart, FramesResult, dream_frames, fingerprint, render_
 from .runtime import Engine, Source, first_frame, load_source
 from .timeline import Motion, Timeline
 from .travel import travel_targets
+from .tween import ZoomTween, tween_frames
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ZoomJob:
     depth: object = None  # --depth: the 3D camera's depth map (a masks.MaskSource read as grey), or None (flat)
     travel: int = 0  # --travel: frames per leg toward the next class family (render/travel.py; 0: off)
     travel_weight: float = 0.0
+    interpolate: int = 1  # --interpolate: in-betweens + 1 per dreamt frame (render/tween.py)
+    draft: bool = False  # --draft: the sidecar says so
 
 
 class ZoomStart:
@@ -66,6 +69,7 @@ class ZoomStart:
         self.dreamers: dict = {}
         self.dream_seconds = 0.0
         self._motion = Motion()
+        self._motion_depth = None
         self._values: dict = {}
         self._settings = self.first_settings
         self.reference = None  # --color-match: the first frame's per-channel (mean, std)
@@ -109,6 +113,12 @@ class ZoomStart:
         return match_color(image, self.reference, self.job.color_match)
 
     @property
+    def motion(self) -> tuple[Motion, torch.Tensor | None]:
+        """The warp that led from the last frame to the one just dreamt (identity for the first), and the depth
+        it flew over (None: flat)."""
+        return self._motion, self._motion_depth
+
+    @property
     def resumable(self) -> bool:
         return not self.job.loop  # a loop's head frames are held in memory until its end
 
@@ -139,7 +149,8 @@ class ZoomStart:
             steps = [values["steps"]] if "steps" in values else job.steps
             settings = self.frame_settings if steps == job.steps else plan.settings(self.size, octaves=job.octaves, steps=steps)
             motion = Motion.from_values(values)
-            x = motion.apply(self.prev.to(engine.device), self._depth(k - 1, engine.device) if motion.camera else None)
+            self._motion_depth = self._depth(k - 1, engine.device) if motion.camera else None
+            x = motion.apply(self.prev.to(engine.device), self._motion_depth)
         settings = art.frame_settings(settings, plan, job, k, values, self.size)
         self._motion, self._settings = motion, settings
         return FrameStart(x, settings, plan.seed * 1_000_003 + k, evaluate_end=k == 0)
@@ -181,8 +192,8 @@ def zoom_frames(plan: DreamPlan, source: Source, job: ZoomJob, *, engine: Engine
         raise DreamError("--loop needs an output file (write_zoom): its frames are reordered at the end")
     strategy = ZoomStart(plan, image, size, job)
     engine = engine or Engine.load(plan)
-    for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress):
-        yield frame
+    frames = (frame for _, frame, _ in dream_frames(strategy, engine, recorders=recorders, show_progress=show_progress))
+    yield from tween_frames(ZoomTween(strategy, job.interpolate), frames) if job.interpolate > 1 else frames
 
 
 def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, resume: bool = False,
@@ -222,7 +233,9 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
 
     return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
                          resume=resume, recorders=recorders, show_progress=show_progress, sidecar=sidecar,
-                         audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None)
+                         audio_from=job.audio if job.audio is not None and output.suffix.lower() == ".mp4" else None,
+                         tween=ZoomTween(strategy, job.interpolate) if job.interpolate > 1 else None,
+                         notes={"draft": True} if job.draft else None)
 
 
 def check_timeline_objectives(plan: DreamPlan, timeline) -> None:
