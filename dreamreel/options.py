@@ -8,194 +8,23 @@ where values are checked. No torch here: ``dreamreel --help`` reads this table.
 from __future__ import annotations
 
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DreamError, did_you_mean
+from .errors import DreamError
+from .parsers import (MAX_SIDE, camera_degrees, choice, crf_value, flag_value, flow_choice,
+                      gpu_share, nonneg_float, nonneg_int, parse_int_list, parse_octaves, parse_schedule, parse_shift,
+                      parse_size, positive_float, positive_int, ranged_float, scheduled, seconds_value)
 from .schedule import Schedule, ScheduleError, looks_like_schedule, parse_schedule_string
 
-Size = tuple[int, int]  # (width, height)
 
 #: Colour space of the gradient step, and of --color-match (engine/conditioning.py implements them).
 COLOR_MODES = ("rgb", "decorrelated", "luminance")
 MATCH_MODES = ("none", "rgb", "decorrelated")
 #: How a whole --layer is scored (engine/objectives.py): the article's sum, or the original DeepDream's squares.
 LAYER_OBJECTIVES = ("sum", "square")
-
-MAX_SIDE = 8192
-
-
-def parse_size(text: str) -> int | Size:
-    """``N`` (the output's longer side) or ``WxH`` (exact)."""
-    t = str(text).strip().lower()
-    if m := re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", t):
-        w, h = int(m.group(1)), int(m.group(2))
-        if w < 1 or h < 1:
-            raise ValueError("width and height must be positive")
-        return (w, h)
-    if re.fullmatch(r"\d+", t):
-        return int(t)
-    raise ValueError("write N (longer side) or WxH, e.g. 512 or 640x360")
-
-
-def parse_octaves(text: str) -> int | list[int]:
-    """``N`` geometric octaves, or explicit longer-side sizes ``S1,S2,...``."""
-    t = str(text).strip()
-    if re.fullmatch(r"\d+", t):
-        n = int(t)
-        if not 1 <= n <= 12:
-            raise ValueError("the number of octaves must be 1-12")
-        return n
-    parts = [p.strip() for p in t.strip("[]").split(",") if p.strip()]
-    if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError("write N or sizes S1,S2,..., e.g. 3 or 299,380,460")
-    sizes = [int(p) for p in parts]
-    if sizes != sorted(sizes):
-        raise ValueError("octave sizes must grow, e.g. 299,380,460")
-    return sizes
-
-
-def parse_int_list(text: str) -> list[int]:
-    parts = [p.strip() for p in str(text).strip("[]").split(",") if p.strip()]
-    if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError("write N or N1,N2,... (one per octave)")
-    return [int(p) for p in parts]
-
-
-def parse_schedule(text: str) -> list[tuple[float, float]]:
-    """``A`` (constant), ``A:B`` (start to end), or one of those per octave: ``0.5:0.4,0.4:0.3``."""
-    out = []
-    for part in str(text).strip("[]").split(","):
-        part = part.strip().strip("'\"")
-        if not part:
-            continue
-        a, _, b = part.partition(":")
-        try:
-            start = float(a)
-            end = float(b) if b else start
-        except ValueError:
-            raise ValueError("write A or A:B, or one per octave: A:B,C:D") from None
-        if start < 0 or end < 0:
-            raise ValueError("values must be >= 0")
-        out.append((start, end))
-    if not out:
-        raise ValueError("write A or A:B")
-    return out
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise ValueError(f"choose one of {', '.join(choices)}")
-        return text
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise ValueError("must be >= 1")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise ValueError("must be >= 0")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    v = float(text)
-    if not math.isfinite(v):
-        raise ValueError("not a finite number")
-    if v < 0:
-        raise ValueError("must be >= 0")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if v <= 0:
-        raise ValueError("must be > 0")
-    return v
-
-
-def _gpus(text: str) -> float:
-    v = _positive_float(text)
-    if v > 1 and v != int(v) or v == float("inf"):
-        raise ValueError("a fraction <= 1, or a whole number")
-    return v
-
-
-def _ranged_float(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        v = float(text)
-        if not lo <= v <= hi:
-            raise ValueError
-        return v
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    v = float(text)
-    if not v >= 0 or v == float("inf"):
-        raise ValueError
-    return v
-
-
-def _crf(text: str) -> int:
-    v = int(text)
-    if not 0 <= v <= 51:
-        raise ValueError("use 0 (lossless) to 51")
-    return v
-
-
-def parse_shift(text: str) -> tuple[float, float]:
-    try:
-        dx, dy = (float(v) for v in str(text).strip("[]()").split(","))
-    except ValueError:
-        raise ValueError("write DX,DY in pixels, e.g. 0,-2") from None
-    return dx, dy
-
-
-def _flag(text: str) -> bool:
-    if str(text).lower() in ("1", "true", "yes"):
-        return True
-    if str(text).lower() in ("0", "false", "no"):
-        return False
-    raise ValueError("write true or false")
-
-
-FLOW_CHOICES = ("farneback", "raft", "raft_small", "raft_large", "none")
-
-
-def _flow(text: str) -> str:
-    if text not in FLOW_CHOICES:
-        raise ValueError(did_you_mean(text, FLOW_CHOICES) or f"choose from {', '.join(FLOW_CHOICES)}")
-    return text
-
-
-def _scheduled(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``parse``, or a schedule string (``0:(1.0), 60:(1.04)``: see ``schedule``) when the value holds a parenthesis."""
-    def scheduled(text: str) -> Any:
-        return parse_schedule_string(text) if looks_like_schedule(text) else parse(text)
-
-    scheduled.__name__ = parse.__name__
-    return scheduled
-
-
-def _camera_degrees(text: str) -> float:
-    v = float(text)
-    if not math.isfinite(v):
-        raise ValueError("not a finite number")
-    return v
-
 
 @dataclass(frozen=True)
 class Option:
@@ -251,28 +80,28 @@ OPTIONS: list[Option] = [
            file="reads"),
     Option("layer", str, [], "layer to dream: NAME, NAME:3,7 or NAME:0-7 (features), NAME@WEIGHT; repeat for several", "SPEC", True),
     Option("target", str, [], "class target: name or index, CLASS@WEIGHT; with --layer a directed dream", "CLASS[@W]", True),
-    Option("layer_objective", _choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
+    Option("layer_objective", choice(*LAYER_OBJECTIVES), "square", "how a whole layer is scored: square (the "
            "original DeepDream: amplifies what the layer already sees, so the picture decides what grows) or sum (the "
            "article's: every feature pushed alike)", "{square,sum}"),
     Option("size", parse_size, None, "output size: N (longer side, aspect kept) or WxH; default: the input's size", "N|WxH"),
     Option("octaves", parse_octaves, 4, "N octaves ending at the output size, or sizes S1,S2,...", "N|S1,S2,..."),
-    Option("octave_scale", _positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
-    Option("steps", _scheduled(parse_int_list), [10], "steps per octave (or one per octave: N1,N2,...)", "N|S"),
-    Option("lr", _scheduled(parse_schedule), [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]|S"),
-    Option("sigma", _scheduled(parse_schedule), [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]|S"),
-    Option("smooth_every", _positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
-    Option("jitter", _nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
-    Option("normalize", _choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
-    Option("octave_carry", _choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
-    Option("view_scale", _nonneg_float, 0.15, "transformation robustness: each step sees the image scaled by a random 1 +- F (0: off)", "F"),
-    Option("view_rotate", _nonneg_float, 10.0, "... and rotated by a random +- DEG degrees (0: off)", "DEG"),
-    Option("lapnorm", _nonneg_int, 4, "Laplacian-pyramid gradient normalisation over N bands (0: off)", "N"),
-    Option("color", _choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
+    Option("octave_scale", positive_float, 1.4, "size ratio between octaves when --octaves is a count", "F"),
+    Option("steps", scheduled(parse_int_list), [10], "steps per octave (or one per octave: N1,N2,...)", "N|S"),
+    Option("lr", scheduled(parse_schedule), [(0.03, 0.015)], "learning rate start[:end] per octave (or one per octave, comma-separated)", "A[:B]|S"),
+    Option("sigma", scheduled(parse_schedule), [(0.5, 0.25)], "Gaussian blur sigma start[:end] in pixels; 0 = no smoothing", "A[:B]|S"),
+    Option("smooth_every", positive_int, 1, "blur every K steps (1: every step; 5-10: the article's directed dream)", "K"),
+    Option("jitter", nonneg_int, 16, "random shift of up to PX pixels per step (0: none, as in the article)", "PX"),
+    Option("normalize", choice("mean-abs", "none"), "mean-abs", "gradient normalisation: mean-abs, or none (the article's raw step)", "{mean-abs,none}"),
+    Option("octave_carry", choice("detail", "image"), "detail", "between octaves: add the dreamt detail to the resized source (detail) or resize the dream itself, as the article does (image)", "{detail,image}"),
+    Option("view_scale", nonneg_float, 0.15, "transformation robustness: each step sees the image scaled by a random 1 +- F (0: off)", "F"),
+    Option("view_rotate", nonneg_float, 10.0, "... and rotated by a random +- DEG degrees (0: off)", "DEG"),
+    Option("lapnorm", nonneg_int, 4, "Laplacian-pyramid gradient normalisation over N bands (0: off)", "N"),
+    Option("color", choice(*COLOR_MODES), "decorrelated", "colour space of the step: rgb, decorrelated (damps colour fringes) or luminance (keeps the colours)", "{rgb,decorrelated,luminance}"),
     Option("seed", int, 0, "random seed (noise, jitter)", "N"),
     Option("device", str, "auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps", "D"),
     # effects: engine/tiles.py, engine/guide.py, engine/masks.py
-    Option("tile", _nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
-    Option("tile_overlap", _nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX",
+    Option("tile", nonneg_int, 0, "compute the gradient in tiles of PX pixels (memory bounded by the tile, for huge images); 0: whole image", "PX"),
+    Option("tile_overlap", nonneg_int, None, "overlap of neighbouring tiles in pixels [default: tile/8]", "PX",
            parent="tile"),
     Option("guide", str, [], "guided dream: match the layer's features to IMAGE's (per position the best-matching one), @W weights it; repeat for several", "IMAGE[@W]", True,
            file="reads"),
@@ -280,30 +109,30 @@ OPTIONS: list[Option] = [
            parent="guide"),
     Option("mask", str, None, "dream only where MASK is white (grey: partly; black: the input exactly); a still or a video of masks", "MASK",
            file="reads"),
-    Option("mask_feather", _nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX",
+    Option("mask_feather", nonneg_float, 0.0, "soften the mask's edges over PX pixels, inside the white region", "PX",
            parent="mask"),
     # zoom
-    Option("frames", _positive_int, 48, "number of frames", "N", group="zoom"),
-    Option("fps", _positive_float, 12.0, "frames per second", "F", group="zoom"),
-    Option("zoom", _scheduled(_positive_float), 1.04, "zoom per frame, >1 moves in; or a schedule "
+    Option("frames", positive_int, 48, "number of frames", "N", group="zoom"),
+    Option("fps", positive_float, 12.0, "frames per second", "F", group="zoom"),
+    Option("zoom", scheduled(positive_float), 1.04, "zoom per frame, >1 moves in; or a schedule "
            "'0:(1.0), 60:(1.04)' (any option marked S takes one: see README)", "Z|S", group="zoom"),
-    Option("rotate", _scheduled(float), 0.0, "rotation per frame in degrees, counterclockwise (Deforum: --angle)",
+    Option("rotate", scheduled(float), 0.0, "rotation per frame in degrees, counterclockwise (Deforum: --angle)",
            "DEG|S", group="zoom"),
     Option("shift", parse_shift, (0.0, 0.0), "shift per frame in pixels", "DX,DY", group="zoom"),
-    Option("shift_x", _scheduled(float), None, "shift per frame in pixels to the right; overrides --shift's DX "
+    Option("shift_x", scheduled(float), None, "shift per frame in pixels to the right; overrides --shift's DX "
            "(Deforum: --translation-x)", "PX|S", group="zoom"),
-    Option("shift_y", _scheduled(float), None, "... down; overrides --shift's DY (Deforum: --translation-y)", "PX|S",
+    Option("shift_y", scheduled(float), None, "... down; overrides --shift's DY (Deforum: --translation-y)", "PX|S",
            group="zoom"),
     # the 3D camera (render/camera.py)
-    Option("translation_z", _scheduled(float), None, "3D camera: moves forward per frame, in 1/200 of the distance "
+    Option("translation_z", scheduled(float), None, "3D camera: moves forward per frame, in 1/200 of the distance "
            "to the picture (Deforum's unit)", "Z|S", group="zoom"),
-    Option("rotation_3d_x", _scheduled(_camera_degrees), None, "3D camera: tilts up per frame, degrees", "DEG|S",
+    Option("rotation_3d_x", scheduled(camera_degrees), None, "3D camera: tilts up per frame, degrees", "DEG|S",
            group="zoom"),
-    Option("rotation_3d_y", _scheduled(_camera_degrees), None, "3D camera: turns right per frame, degrees", "DEG|S",
+    Option("rotation_3d_y", scheduled(camera_degrees), None, "3D camera: turns right per frame, degrees", "DEG|S",
            group="zoom"),
-    Option("rotation_3d_z", _scheduled(_camera_degrees), None, "3D camera: rolls per frame, degrees (the picture "
+    Option("rotation_3d_z", scheduled(camera_degrees), None, "3D camera: rolls per frame, degrees (the picture "
            "turns counterclockwise)", "DEG|S", group="zoom"),
-    Option("fov", _scheduled(_positive_float), None, "3D camera: field of view across the shorter side, degrees "
+    Option("fov", scheduled(positive_float), None, "3D camera: field of view across the shorter side, degrees "
            "[default: 40]", "DEG|S", group="zoom"),
     Option("depth", str, None, "3D camera: depth of the picture, a grey still or video (white near, black twice as "
            "far) with the output's aspect; default: a flat picture", "IMAGE|VIDEO", group="zoom",
@@ -313,43 +142,43 @@ OPTIONS: list[Option] = [
     Option("timeline", str, None, "TOML keyframes: zoom/rotate/shift interpolated, layer/target/steps switched", "FILE", group="zoom",
            file="reads"),
     Option("first_octaves", parse_octaves, 3, "the first frame's octaves", "N|S1,...", group="zoom"),
-    Option("color_match", _choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
+    Option("color_match", choice(*MATCH_MODES), "rgb", "match every frame's per-channel colour mean and std to the "
            "first frame's (in RGB or the decorrelated colour space), so contrast and colour do not drift", "{rgb,decorrelated,none}", group="zoom"),
-    Option("travel", _nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
+    Option("travel", nonneg_int, 24, "a zoom that travels: every N frames the dream leans toward the next class "
            "family (birds, buildings, fish, flowers, ...), so the content changes as it goes in; 0: off", "N", group="zoom"),
-    Option("travel_weight", _nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
+    Option("travel_weight", nonneg_float, 150.0, "weight of --travel's class-family term against the layer", "W", group="zoom"),
     Option("audio", str, None, "a track whose duration at --fps sets the frame count; muxed into an MP4", "TRACK", group="zoom",
            file="reads"),
     Option("react", str, None, "parameters following the --audio track: KEY=A:B[@onset] (A at silence, B at the loudest "
            "frame; @onset follows the attacks), KEY in zoom, rotate, shift_x, shift_y, the 3D keys, lr, sigma, steps", "KEY=A:B,...", group="zoom",
            parent="audio"),
-    Option("loop", _flag, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
-    Option("loop_frames", _positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom",
+    Option("loop", flag_value, False, "a seamless loop: the last frames fade into the first", group="zoom", switch=True),
+    Option("loop_frames", positive_int, None, "frames of the --loop fade [default: a third of the frames]", "N", group="zoom",
            parent="loop"),
     # video
-    Option("flow", _flow, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
+    Option("flow", flow_choice, "farneback", "optical flow that carries the dream from frame to frame: farneback (OpenCV, CPU, "
            "fast), raft / raft_small / raft_large (torchvision RAFT, weights from the torch hub cache), or none (every "
            "frame dreamt on its own)", "{farneback,raft,none}", group="video"),
-    Option("blend", _scheduled(_ranged_float(0.0, 1.0)), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
+    Option("blend", scheduled(ranged_float(0.0, 1.0)), DEFAULT_BLEND, "weight 0-1 of the previous frame's warped dream detail in "
            "the next frame's start (higher: steadier, stronger dream)", "B|S", group="video"),
-    Option("start", _seconds, 0.0, "first second of the clip to dream", "T", group="video"),
-    Option("end", _seconds, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
-    Option("every", _positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
-    Option("deflicker", _ranged_float(0.0, 1.0), None, "temporal filter of the dream's residual along the flow: 0 "
+    Option("start", seconds_value, 0.0, "first second of the clip to dream", "T", group="video"),
+    Option("end", seconds_value, None, "second at which to stop (exclusive); default: the end", "T", group="video"),
+    Option("every", positive_int, 1, "dream every N-th frame; the output plays at fps/N so it keeps the clip's timing", "N", group="video"),
+    Option("deflicker", ranged_float(0.0, 1.0), None, "temporal filter of the dream's residual along the flow: 0 "
            "off, up to 1 (steadiest) [default: DEFAULT_DEFLICKER with a flow, 0 with --flow none]", "S", group="video"),
     # video --segments (render/segments.py)
-    Option("segments", _positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
+    Option("segments", positive_int, None, "dream the clip as N segments side by side (worker processes, or Ray "
            "with --ray), joined into one MP4 with the source's audio", "N", group="segments"),
-    Option("segment_overlap", _nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
+    Option("segment_overlap", nonneg_int, None, "each segment starts K frames early; those warm-up frames are "
            "cross-faded with the previous segment's last K so the seams do not pop [default: 4]", "K", group="segments",
            parent="segments"),
     # in-betweens and drafts (render/tween.py, render/preview.py): zoom and video
-    Option("interpolate", _positive_int, 1, "N-1 in-between frames after each dreamt frame, moved along the zoom's "
+    Option("interpolate", positive_int, 1, "N-1 in-between frames after each dreamt frame, moved along the zoom's "
            "motion or the clip's flow; the file plays at N x the frame rate, as long (1: off)", "N", group="frames"),
-    Option("draft", _flag, False, "a quick check of the motion: half the width and height, one step per frame",
+    Option("draft", flag_value, False, "a quick check of the motion: half the width and height, one step per frame",
            group="frames", switch=True),
     # output
-    Option("crf", _crf, 18, "H.264 quality, lower is better", "Q", group="output"),
+    Option("crf", crf_value, 18, "H.264 quality, lower is better", "Q", group="output"),
     # recording
     Option("progress", str, None, "optimisation-progress animation (.mp4, .gif or folder/)", "FILE", group="recording",
            file="writes"),
@@ -359,18 +188,18 @@ OPTIONS: list[Option] = [
     Option("overlay", str, None, "activation heatmap over the image (.mp4, .gif or folder/)", "FILE", group="recording",
            file="writes"),
     Option("overlay_feature", int, None, "overlay one feature instead of the mean over features", "F", group="recording"),
-    Option("video_fps", _positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
-    Option("no_caption", _flag, False, "no octave/step caption on recorded frames", group="recording", switch=True),
+    Option("video_fps", positive_float, 12.0, "frame rate of the recordings", "F", group="recording"),
+    Option("no_caption", flag_value, False, "no octave/step caption on recorded frames", group="recording", switch=True),
     Option("preview", str, None, "rewrite this .jpg/.png with the latest frame and its number while rendering (zoom, "
            "video; render/preview.py)", "FILE", group="recording", file="writes"),
-    Option("preview_every", _positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
+    Option("preview_every", positive_int, 10, "update --preview every K dreamt frames (and at the end)", "K",
            group="recording", parent="preview"),
     # batch
-    Option("jobs", _positive_int, 1, "worker processes", "N", group="batch"),
+    Option("jobs", positive_int, 1, "worker processes", "N", group="batch"),
     # batch --ray (distributed.py)
-    Option("cpus_per_item", _positive_int, None, "CPUs (= torch threads) each Ray worker claims [default: the torch "
+    Option("cpus_per_item", positive_int, None, "CPUs (= torch threads) each Ray worker claims [default: the torch "
            "threads of a run without --ray, so the outputs are identical to it]", "N", group="batch"),
-    Option("gpus_per_item", _gpus, None, "GPUs each Ray worker claims; fractions pack several on one GPU (0.5: two "
+    Option("gpus_per_item", gpu_share, None, "GPUs each Ray worker claims; fractions pack several on one GPU (0.5: two "
            "per GPU) [default: 1 when the cluster has GPUs]", "G", group="batch"),
 ]
 OPTION_KEYS = {o.key: o for o in OPTIONS}

@@ -170,7 +170,7 @@ def resolve_plan(values: dict[str, Any], preset_name: str | None = None) -> Drea
 
 def _first_value(key: str, value: Any, fps: float) -> Any:
     """A scheduled option's value at frame 0, in the option's form (the plan's; frames follow the schedule)."""
-    from .render.timeline import frame_value, specs_at
+    from .series import frame_value, specs_at
     from .schedule import Schedule
 
     if key in ("layer", "target"):

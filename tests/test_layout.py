@@ -142,7 +142,7 @@ def test_each_subpackage_offers_a_small_public_surface():
 LAYERS = [
     {"dreamreel.errors", "dreamreel.interrupts", "dreamreel.outcome", "dreamreel.distributed", "dreamreel.executors",
      "dreamreel.schedule"},
-    {"dreamreel.options", "dreamreel.presets", "dreamreel.io", "dreamreel.models"},
+    {"dreamreel.options", "dreamreel.parsers", "dreamreel.series", "dreamreel.presets", "dreamreel.io", "dreamreel.models"},
     {"dreamreel.engine"},
     {"dreamreel.plan"},
     {"dreamreel.render"},

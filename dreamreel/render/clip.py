@@ -57,7 +57,8 @@ class VideoJob:
 def job_from_values(values: dict) -> VideoJob:
     """The clip options of a merged option table (see ``options``), checked together."""
     from .deflicker import default_strength
-    from .timeline import clip_timeline, frame_value
+    from ..series import frame_value
+    from .timeline import clip_timeline
 
     if values["deflicker"] and values["flow"] == "none":
         raise DreamError("--deflicker filters the dream along the optical flow, and --flow none has none",
