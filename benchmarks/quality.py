@@ -24,6 +24,7 @@ directed (each lite0-directed-* preset and its transfiguration twin):
                  rotated +-8 degrees -- views the dream never optimised (a stand-in for other networks)
     hf_share     detail the dream keeps (high-frequency share of the image): higher is finer
     p_JUDGE      the target's median probability over 8 random views, by each judge
+    mesh         the change's fine spectrum, strongest orientation over the median one (a mesh of arcs: high)
 zoom (default settings and each zoom preset, of each photo):
     per frame, relative to frame 10: std (contrast), hf (high-frequency energy), mean colour per channel
     (difference in levels), and the mean |frame - previous frame| (new structure keeps appearing);
@@ -104,6 +105,21 @@ def chroma_ratio(change: np.ndarray) -> float:
     hp = high_pass(change)
     lum = hp.mean(axis=2, keepdims=True)
     return float(np.mean((hp - lum) ** 2) / max(1e-9, np.mean(lum ** 2) * 3))
+
+
+def mesh_peak(change: np.ndarray, bins: int = 36) -> float:
+    """How orientation-peaked the change's fine spectrum is: the energy between 0.15 and 0.5 cycles per pixel,
+    binned by orientation over 180 degrees, strongest bin over the median bin. An isotropic change (fur, faces,
+    noise) is near 1-2; a mesh of parallel arcs or a pixel grid stands out at its angles."""
+    g = change.astype(np.float32).mean(axis=2) if change.ndim == 3 else change.astype(np.float32)
+    g = (g - g.mean()) * np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
+    power = np.abs(np.fft.fftshift(np.fft.fft2(g))) ** 2
+    fy = np.fft.fftshift(np.fft.fftfreq(g.shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(g.shape[1]))[None, :]
+    r, angle = np.hypot(fx, fy), (np.degrees(np.arctan2(fy, fx)) % 180)
+    ring = (r >= 0.15) & (r <= 0.5)
+    energy = np.bincount((angle[ring] / (180 / bins)).astype(int) % bins, weights=power[ring], minlength=bins)
+    return float(energy.max() / max(1e-12, np.median(energy)))
 
 
 def random_views(img: np.ndarray, n: int, rng: np.random.Generator, out: int = 224) -> list[np.ndarray]:
@@ -256,10 +272,11 @@ def directed(a, flags: list[str], tmp: Path) -> None:
                 p_rob = clf.probs(random_views(img, 24, rng), idx)
                 p_src = float(np.median(clf.probs(random_views(load(photo, max(img.shape[:2])), 24, np.random.default_rng(0)), idx)))
                 p_judges = [float(np.median(j.probs(random_views(img, 8, np.random.default_rng(1)), idx))) for j in judges]
-                r = (p_view, float(np.median(p_rob)), float(np.mean(p_rob > 0.5)), hf_share(img), p_src, *p_judges)
+                mesh = mesh_peak(img.astype(np.float32) - load(photo, max(img.shape[:2])).astype(np.float32))
+                r = (p_view, float(np.median(p_rob)), float(np.mean(p_rob > 0.5)), hf_share(img), p_src, mesh, *p_judges)
                 rows.setdefault(kind, []).append(r)
                 print(f"{preset:24s} {photo.stem:8s} p_view={r[0]:.3f} p_robust={r[1]:.3f} views>0.5={r[2]:.2f} "
-                      f"hf_share={r[3]:.4f} " + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, p_judges))
+                      f"hf_share={r[3]:.4f} mesh={mesh:.1f} " + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, p_judges))
                       + f"(photo p_robust={r[4]:.3f}; {dt:.0f} s)", flush=True)
                 if a.keep:
                     import shutil
@@ -268,7 +285,7 @@ def directed(a, flags: list[str], tmp: Path) -> None:
     for kind, rs in rows.items():
         m = np.median(np.array(rs), axis=0)
         print(f"{kind}_median p_view={m[0]:.3f} p_robust={m[1]:.3f} views>0.5={m[2]:.2f} hf_share={m[3]:.4f} "
-              + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, m[5:])), flush=True)
+              f"mesh={m[5]:.1f} " + "".join(f"p_{j.name}={p:.3f} " for j, p in zip(judges, m[6:])), flush=True)
 
 
 def _square(img: np.ndarray) -> np.ndarray:
