@@ -225,7 +225,8 @@ class ClipStart:
         self.prev_dream = self.prev_src = None
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
-        self._src = None
+        self._src = self._flow = None
+        self._flow_s = 0.0  # seconds of this frame's flow computed ahead (in the decode stage)
         self._carried, self._visible, self._passes = False, None, 1
 
     def fingerprint(self) -> str:
@@ -241,14 +242,18 @@ class ClipStart:
 
     def indices(self, start: int):
         from ..io.readers import VideoError, iter_frames
+        from .pipeline import Ahead, with_flow
 
         job = self.job
-        frames_in = iter_frames(self.input_path, start=job.start, end=job.end, every=job.every, size=self.clip.size)
+        flow = (lambda prev, cur: carry_flow(prev, cur, job.flow)) if self.carry else None
+        frames_in = Ahead(lambda: with_flow(iter_frames(self.input_path, start=job.start, end=job.end, every=job.every,
+                                                        size=self.clip.size), flow, start),
+                          name="decode-flow")  # decoding and the flow run ahead of the dream (pipeline.py)
         k, started = -1, start > 0
         try:
             while True:
                 try:
-                    src = next(frames_in)
+                    src, flow = next(frames_in)
                 except StopIteration:
                     return
                 except VideoError as exc:
@@ -259,7 +264,7 @@ class ClipStart:
                 k += 1
                 if k < start:
                     continue  # resuming: these frames are in the output already
-                self._src, started = src, True
+                self._src, self._flow, started = src, flow, True
                 yield k
         finally:
             frames_in.close()
@@ -271,8 +276,12 @@ class ClipStart:
         plan, job, settings, src = self.plan, self.job, self.settings, self._src
         detail = mask = None
         self._carried, self._visible = False, None
+        self._flow_s = 0.0
         if self.carry and self.prev_dream is not None:
-            flow, mask = carry_flow(self.prev_src, src, job.flow)
+            if self._flow is not None:  # computed ahead, from the same previous source frame
+                (flow, mask), self._flow_s = self._flow
+            else:
+                flow, mask = carry_flow(self.prev_src, src, job.flow)
             detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
             self._carried, self._visible = True, float(mask.mean())
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
@@ -287,8 +296,8 @@ class ClipStart:
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
-        flow_s = prepare_s if self._carried else 0.0
-        self.flow_seconds += prepare_s
+        flow_s = prepare_s + self._flow_s if self._carried else 0.0  # the flow (ahead or here) and the warp
+        self.flow_seconds += prepare_s + self._flow_s
         self.dream_seconds += dream_s
         return {"frame": k, "seconds": round(prepare_s + dream_s, 4), "flow_seconds": round(flow_s, 4),
                 "dream_seconds": round(dream_s, 4), "carried": self._carried,
@@ -304,7 +313,9 @@ class ClipStart:
     resumable = True
 
     def wrap_writer(self, writer):
-        return writer
+        from .pipeline import Behind
+
+        return Behind(writer)  # encoding overlaps the next frames' dreams
 
     def checkpoint_state(self) -> dict:
         return {}
