@@ -56,10 +56,11 @@ def test_closing_a_stage_stops_its_thread_which_closes_its_iterator():
 
 
 def test_with_flow_pairs_each_frame_with_the_one_before_from_the_first_dreamt_on():
-    pairs = list(with_flow(iter([10, 11, 12, 13]), lambda a, b: (a, b), first=1))
-    assert [f for f, _ in pairs] == [10, 11, 12, 13]
-    assert [r[0] if r else None for _, r in pairs] == [None, None, (11, 12), (12, 13)]
-    assert all(r[1] >= 0 for _, r in pairs if r)
+    items = list(with_flow(iter([10, 11, 12, 13]), lambda a, b: (a, b), first=1, prepare=lambda f: -f))
+    assert [f for f, _, _ in items] == [10, 11, 12, 13]
+    assert [r[0] if r else None for _, r, _ in items] == [None, None, (11, 12), (12, 13)]
+    assert all(r[1] >= 0 for _, r, _ in items if r)
+    assert [p for _, _, p in items] == [None, -11, -12, -13]  # frames skipped before ``first`` are not prepared
 
 
 class _ListWriter:

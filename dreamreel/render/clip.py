@@ -99,9 +99,10 @@ def start_image(src: np.ndarray, detail: np.ndarray | None, blend: float, mask: 
     return (x + torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32)).permute(2, 0, 1)[None]).clamp(0, 1)
 
 
-def dream_detail(dream: np.ndarray, src: np.ndarray, settings) -> np.ndarray:
-    """What the dream added to its source frame (HxWx3 float32), the part carried to the next frame."""
-    return dream.astype(np.float32) / 255.0 - smoothed_source(src, settings)
+def dream_detail(dream: np.ndarray, src: np.ndarray, settings, smoothed: np.ndarray | None = None) -> np.ndarray:
+    """What the dream added to its source frame (HxWx3 float32), the part carried to the next frame;
+    ``smoothed``: ``smoothed_source(src, settings)`` where it was computed already."""
+    return dream.astype(np.float32) / 255.0 - (smoothed if smoothed is not None else smoothed_source(src, settings))
 
 
 def smoothed_source(frame: np.ndarray, settings) -> np.ndarray:
@@ -222,10 +223,10 @@ class ClipStart:
         self.total = clip.frames
         self.carry = job.flow != "none" and job.blend > 0
         self.warmup = warmup_passes(job)
-        self.prev_dream = self.prev_src = None
+        self.prev_dream = self.prev_src = self.prev_smoothed = None
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
-        self._src = self._flow = None
+        self._src = self._flow = self._smoothed = None
         self._flow_s = 0.0  # seconds of this frame's flow computed ahead (in the decode stage)
         self._carried, self._visible, self._passes = False, None, 1
 
@@ -246,14 +247,15 @@ class ClipStart:
 
         job = self.job
         flow = (lambda prev, cur: carry_flow(prev, cur, job.flow)) if self.carry else None
+        smooth = (lambda frame: smoothed_source(frame, self.settings)) if self.carry else None
         frames_in = Ahead(lambda: with_flow(iter_frames(self.input_path, start=job.start, end=job.end, every=job.every,
-                                                        size=self.clip.size), flow, start),
-                          name="decode-flow")  # decoding and the flow run ahead of the dream (pipeline.py)
+                                                        size=self.clip.size), flow, start, smooth),
+                          name="decode-flow")  # decoding, the flow and the smoothed source run ahead (pipeline.py)
         k, started = -1, start > 0
         try:
             while True:
                 try:
-                    src, flow = next(frames_in)
+                    src, flow, smoothed = next(frames_in)
                 except StopIteration:
                     return
                 except VideoError as exc:
@@ -264,7 +266,7 @@ class ClipStart:
                 k += 1
                 if k < start:
                     continue  # resuming: these frames are in the output already
-                self._src, self._flow, started = src, flow, True
+                self._src, self._flow, self._smoothed, started = src, flow, smoothed, True
                 yield k
         finally:
             frames_in.close()
@@ -282,13 +284,13 @@ class ClipStart:
                 (flow, mask), self._flow_s = self._flow
             else:
                 flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings), flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, settings, self.prev_smoothed), flow)
             self._carried, self._visible = True, float(mask.mean())
         self._passes = self.warmup if self.carry and self.prev_dream is None else 1  # a clip's (or a segment's) first frame
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, settings)
+            detail = dream_detail(to_uint8(result.image), src, settings, self._smoothed)
         from .art import frame_settings  # a --mask video masks frame k
 
         return FrameStart(start_image(src, detail, job.blend, mask), frame_settings(settings, plan, None, k, {}, self.clip.size),
@@ -296,6 +298,7 @@ class ClipStart:
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
+        self.prev_smoothed = self._smoothed
         flow_s = prepare_s + self._flow_s if self._carried else 0.0  # the flow (ahead or here) and the warp
         self.flow_seconds += prepare_s + self._flow_s
         self.dream_seconds += dream_s

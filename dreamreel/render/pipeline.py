@@ -92,9 +92,10 @@ class Ahead(Iterator):
                 break
 
 
-def with_flow(frames: Iterable, flow: Callable | None, first: int) -> Iterator[tuple]:
-    """Each of ``frames`` as (frame, (flow(previous frame, frame), its seconds)), the flow from the frame after
-    index ``first`` on (``first``'s own previous frame may come from elsewhere, e.g. a checkpoint), else None."""
+def with_flow(frames: Iterable, flow: Callable | None, first: int, prepare: Callable | None = None) -> Iterator[tuple]:
+    """Each of ``frames`` as (frame, flow result, ``prepare(frame)`` or None): the flow result is
+    ``(flow(previous frame, frame), its seconds)`` from the frame after index ``first`` on (``first``'s own
+    previous frame may come from elsewhere, e.g. a checkpoint), else None."""
     prev = None
     try:
         for k, frame in enumerate(frames):
@@ -102,7 +103,7 @@ def with_flow(frames: Iterable, flow: Callable | None, first: int) -> Iterator[t
             if flow is not None and prev is not None and k > first:
                 t0 = time.perf_counter()
                 result = (flow(prev, frame), time.perf_counter() - t0)
-            yield frame, result
+            yield frame, result, (prepare(frame) if prepare is not None and k >= first else None)
             prev = frame
     finally:
         close = getattr(frames, "close", None)
