@@ -1,8 +1,9 @@
 """The engine on a CUDA GPU: the CPU's result within bf16 tolerance, no host sync between steps, peak memory.
 
 Run with ``pytest -m cuda`` (benchmarks/gpu_check.sh does); skipped where torch sees no CUDA device. The CUDA
-run is bf16 and compiled (the CUDA defaults), the CPU reference fp32 where the engine is called directly, and
-the CLI's defaults through the API. A dream amplifies rounding over its steps, so runs are short and the
+engine is bf16 (the CUDA default), eager where it is called directly (each compiled shape costs seconds of
+inductor; one test pins compiled against eager on CUDA), compiled through the API (the CLI's defaults); the CPU
+reference is fp32 where the engine is called directly, the CPU's defaults through the API. A dream amplifies rounding over its steps, so runs are short and the
 comparison is of what the dream added: CUDA's detail must point the CPU's way (correlation) and differ from
 it by a fraction of its own size.
 """
@@ -53,9 +54,20 @@ def engines(lite0):
     spec, model = lite0
     objective = (layer("block7") + 0.5 * target("espresso")).bind(spec)
     cpu = Dreamer(copy.deepcopy(model), objective, "cpu", precision="fp32", compile="off")
-    gpu = Dreamer(copy.deepcopy(model), objective, "cuda")
-    assert gpu.path.autocast_dtype == "bfloat16" and gpu.path.compiled
+    gpu = Dreamer(copy.deepcopy(model), objective, "cuda", compile="off")
+    assert gpu.path.autocast_dtype == "bfloat16" and gpu.path.channels_last
     return cpu, gpu
+
+
+@pytest.fixture(scope="module")
+def compiled_gpu(lite0):
+    spec, model = lite0
+    d = Dreamer(copy.deepcopy(model), (layer("block7") + 0.5 * target("espresso")).bind(spec), "cuda")
+    assert d.path.compiled  # the CUDA default
+    return d
+
+
+ONE_SHAPE = DreamSettings((Octave((128, 96), 4, (0.015, 0.01), (0.5, 0.25)),), jitter=8)
 
 
 def _settings(size=(128, 96), steps=1, **kw):
@@ -74,6 +86,15 @@ def test_a_still_on_cuda_is_the_cpus_within_bf16_tolerance(engines, coffee):
     assert b.image.is_cuda
     _assert_agree(a.image.numpy(), b.image.cpu().numpy(), x.numpy())
     assert b.octaves[-1].objective_end == pytest.approx(a.octaves[-1].objective_end, rel=0.2)  # 7% on the CPU
+
+
+def test_the_compiled_step_on_cuda_equals_the_eager_one(engines, compiled_gpu, coffee):
+    _, gpu = engines
+    x = torch.nn.functional.interpolate(coffee, size=(96, 128), mode="bilinear", antialias=True).cuda()
+    a = gpu.dream(x, ONE_SHAPE, generator=torch.Generator().manual_seed(3), evaluate_end=False)
+    b = compiled_gpu.dream(x, ONE_SHAPE, generator=torch.Generator().manual_seed(3), evaluate_end=False)
+    _assert_agree(a.image.cpu().numpy(), b.image.cpu().numpy(), x.cpu().numpy())  # fused bf16 kernels round otherwise
+    assert float((a.image - x).abs().mean()) > 0.005
 
 
 def test_a_tiled_still_on_cuda_is_the_cpus_within_bf16_tolerance(engines, coffee):
@@ -118,15 +139,17 @@ def test_a_clip_on_cuda_is_the_cpus_within_bf16_tolerance(clip):
     assert agree[:, 0].mean() >= MIN_CORRELATION and agree[:, 1].mean() <= MAX_FRACTION, agree
 
 
-def test_the_step_loop_never_synchronises_with_the_host(engines, coffee):
+def test_the_step_loop_never_synchronises_with_the_host(engines, compiled_gpu, coffee):
     """From the end of the first step (compilation and cuDNN's choice of kernels may sync) to the last one, any
     synchronising call (``.item()``, a blocking copy, ``nonzero`` ...) raises under sync debug mode "error"."""
     _, gpu = engines
     x = torch.nn.functional.interpolate(coffee, size=(96, 128), mode="bilinear", antialias=True).cuda()
-    for kw in ({}, {"scale": 0.1, "rotate": 5.0, "lapnorm": 4, "color": "decorrelated"}, {"tile": 64}):
-        s = _settings(steps=4, **kw)
+    cases = [(compiled_gpu, ONE_SHAPE), (gpu, _settings(steps=4)),
+             (gpu, _settings(steps=4, scale=0.1, rotate=5.0, lapnorm=4, color="decorrelated")),
+             (gpu, _settings(steps=4, tile=64))]
+    for d, s in cases:
         total = sum(o.steps for o in s.octaves)
-        _dream(gpu, x, s)  # every shape compiled once, outside the check
+        _dream(d, x, s)  # every shape compiled (or its kernels chosen) once, outside the check
         done = []
 
         def progress(n):
@@ -134,7 +157,7 @@ def test_the_step_loop_never_synchronises_with_the_host(engines, coffee):
             torch.cuda.set_sync_debug_mode("error" if len(done) < total else "default")
 
         try:
-            gpu.dream(x, s, generator=torch.Generator().manual_seed(3), progress=progress, evaluate_end=False)
+            d.dream(x, s, generator=torch.Generator().manual_seed(3), progress=progress, evaluate_end=False)
         finally:
             torch.cuda.set_sync_debug_mode("default")
         assert len(done) == total
