@@ -5,8 +5,9 @@ per pass); the fast path is what ``fastpath.choose`` picks on the device (folded
 bf16 on CUDA and AMX CPUs, compiled where ``--compile`` says: auto compiles on CUDA only), clip frames
 batched. Models: googlenet->inception4c with RANDOM weights (speed only: the dream is noise) and the
 embedded efficientnet_lite0->block10. Sizes: 512 px, 720p and 1080p (``--quick``: 128 and 256 px, for the
-CPU). Then the clip pipeline (pipeline.py) on realshort.mp4: each stage alone (decode, flow, dream,
-encode) against the overlapped render, ``overlap=`` (its frames/s over the slowest stage's alone).
+CPU). Then the clip pipeline (pipeline.py) on realshort.mp4: each stage alone (decode, flow and the
+smoothed source, dream, encode) against the overlapped render, medians of 3 alternating rounds, ``overlap=``
+(its frames/s over the slowest stage's alone).
 
 Prints ``speedup=X`` (fast path over eager fp32, googlenet zoom, 10 steps, the largest size), on CUDA
 ``fps_1080p=Y`` (googlenet->inception4c, 10 steps per frame, fast path) and ``overlap=Z``.
@@ -96,44 +97,60 @@ def model_rows(a, device, sizes, frames, batch):
     return results
 
 
-def clip_overlap(device, size: int, steps: int, seconds: float):
-    """(pipeline s, {stage: s alone}, frames): a farneback clip of realshort.mp4 rendered overlapped, then
-    each of its stages alone on the same frames (the warm-up dream of the first frame is off: blend 0.3)."""
+def clip_overlap(device, size: int, steps: int, seconds: float | None, rounds: int = 3, loops: int = 4):
+    """(pipeline s, {stage: s alone}, frames), medians of ``rounds`` alternating runs: a farneback clip
+    (realshort.mp4 looped ``loops`` times, so the render's fixed costs, the probe, the writer's start and
+    the audio mux, weigh as on a real clip) rendered overlapped, then each of its stages alone on the same
+    frames (the first frame's warm-up dreams are off: blend 0.3)."""
+    import statistics
+
     import dreamreel
+    from dreamreel.io import ffmpeg
+    from dreamreel.render.runtime import Engine
+
+    walls, stages = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "looped.mp4"
+        ffmpeg.run(["-y", "-stream_loop", str(loops - 1), "-i", str(DATA / "realshort.mp4"), "-c", "copy", str(src)])
+        p = dreamreel.prepare_clip(src, size=size, steps=steps, blend=0.3, end=seconds, device=str(device))
+        engine = Engine.load(p.plan)
+        dreamreel.write_clip(src, Path(tmp) / "warm.mp4", prepared=p, engine=engine)  # kernels, compile
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            n = dreamreel.write_clip(src, Path(tmp) / "clip.mp4", prepared=p, engine=engine).frames
+            walls.append(time.perf_counter() - t0)
+            stages.append(_stages_alone(src, p, engine, seconds, Path(tmp) / "enc.mp4"))
+    return statistics.median(walls), {k: statistics.median(s[k] for s in stages) for k in stages[0]}, n
+
+
+def _stages_alone(src, p, engine, seconds, out) -> dict[str, float]:
     from dreamreel.io.readers import iter_frames
     from dreamreel.io.writer import open_writer
-    from dreamreel.render.clip import carry_flow, start_image
-    from dreamreel.render.runtime import Engine, run_dream
+    from dreamreel.render.clip import carry_flow, smoothed_source, start_image
+    from dreamreel.render.runtime import run_dream
 
-    src = DATA / "realshort.mp4"
-    p = dreamreel.prepare_clip(src, size=size, steps=steps, blend=0.3, end=seconds, device=str(device))
-    engine = Engine.load(p.plan)
-    with tempfile.TemporaryDirectory() as tmp:
-        dreamreel.write_clip(src, Path(tmp) / "warm.mp4", prepared=p, engine=engine)  # kernels, compile
-        t0 = time.perf_counter()
-        result = dreamreel.write_clip(src, Path(tmp) / "clip.mp4", prepared=p, engine=engine)
-        wall = time.perf_counter() - t0
-        alone = {}
-        t0 = time.perf_counter()
-        frames = list(iter_frames(src, end=seconds, size=p.clip.size))
-        alone["decode"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for prev, cur in zip(frames, frames[1:]):
-            carry_flow(prev, cur, "farneback")
-        alone["flow"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        dreams = []
-        for k, f in enumerate(frames):
-            r = run_dream(engine, start_image(f, None, 0.0).to(engine.device), p.settings, seed=k, show_progress=False)
-            dreams.append((r.image.clamp(0, 1)[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy())
-        alone["dream"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        w = open_writer(Path(tmp) / "enc.mp4", fps=p.clip.fps, crf=p.job.crf, audio_from=src)
-        for d in dreams:
-            w.append(d)
-        w.close()
-        alone["encode"] = time.perf_counter() - t0
-    return wall, alone, result.frames
+    alone = {}
+    t0 = time.perf_counter()
+    frames = list(iter_frames(src, end=seconds, size=p.clip.size))
+    alone["decode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for prev, cur in zip(frames, frames[1:]):
+        carry_flow(prev, cur, "farneback")
+        smoothed_source(cur, p.settings)
+    alone["flow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dreams = []
+    for k, f in enumerate(frames):
+        r = run_dream(engine, start_image(f, None, 0.0).to(engine.device), p.settings, seed=k, show_progress=False)
+        dreams.append((r.image.clamp(0, 1)[0].permute(1, 2, 0) * 255).round().byte().cpu().numpy())
+    alone["dream"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w = open_writer(out, fps=p.clip.fps, crf=p.job.crf, audio_from=src)
+    for d in dreams:
+        w.append(d)
+    w.close()
+    alone["encode"] = time.perf_counter() - t0
+    return alone
 
 
 def main():
@@ -147,7 +164,7 @@ def main():
                     "pipeline's flow stage needs a core]")
     ap.add_argument("--sizes", default=None, help="WxH,WxH,... in place of the default sizes")
     ap.add_argument("--no-clip", action="store_true", help="skip the clip pipeline's overlap run")
-    ap.add_argument("--clip-seconds", type=float, default=2.0, help="the overlap run's length [2: all of realshort.mp4]")
+    ap.add_argument("--clip-seconds", type=float, default=None, help="the overlap run's length [all of it]")
     ap.add_argument("--clip-size", type=int, default=None, help="the overlap run's frame size [CPU 160 (--quick 128), "
                     "CUDA 512]")
     a = ap.parse_args()
@@ -171,7 +188,8 @@ def main():
     if a.no_clip:
         return
     clip_size = a.clip_size or (512 if cuda else 128 if a.quick else 160)
-    wall, alone, n = clip_overlap(device, clip_size, 2 if a.quick else 3, a.clip_seconds)
+    wall, alone, n = clip_overlap(device, clip_size, 2 if a.quick else 3, a.clip_seconds, rounds=2 if a.quick else 3,
+                                  loops=2 if a.quick else 4)
     slowest = max(alone, key=alone.get)
     print(f"clip pipeline at {clip_size} px: " + ", ".join(f"{k} alone {n / v:.1f} fps" for k, v in alone.items())
           + f"; in sequence {n / sum(alone.values()):.1f} fps; overlapped {n / wall:.1f} fps ({n} frames; "
