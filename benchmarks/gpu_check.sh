@@ -87,9 +87,9 @@ if [ "$CPU" = 1 ]; then
     fi
 else
     TESTS=(-m cuda tests/)
-    TEST_LIMIT=270
+    TEST_LIMIT=240
     BENCH=(benchmarks/throughput.py --device cuda --model googlenet --frames 20)
-    BENCH_LIMIT=190
+    BENCH_LIMIT=150
 fi
 
 # 2. the CUDA tests (on the CPU: the compiled-equals-eager and no-host-read tests; the CUDA ones skip)
@@ -100,7 +100,7 @@ TEST_RC=$?
 timeout -k 10 "$BENCH_LIMIT" "$PY" "${BENCH[@]}" >"$OUT/throughput.log" 2>&1
 BENCH_RC=$?
 if [ "$CPU" = 0 ]; then
-    timeout -k 10 60 "$PY" benchmarks/throughput.py --device cuda --model efficientnet_lite0 --compile off --frames 10 \
+    timeout -k 10 50 "$PY" benchmarks/throughput.py --device cuda --model efficientnet_lite0 --compile off --frames 10 \
         --no-clip >"$OUT/throughput_lite0.log" 2>&1
 fi
 
