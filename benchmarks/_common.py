@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("DREAMREEL_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def interleaved(fns: dict, repeats: int = 5, stat=statistics.median) -> dict[str, float]:

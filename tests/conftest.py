@@ -6,7 +6,8 @@ import torch
 
 torch.set_num_threads(1)  # tiny images gain nothing from threads; subprocess tests then do not fight over cores
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the test media beside the checkout, or where DREAMREEL_TEST_DATA says (benchmarks/gpu_check.sh: a carried copy)
+DATA = Path(os.environ.get("DREAMREEL_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,20 @@ from ..options import COLOR_MODES  # the option table owns the choices
 COLOR_CORRELATION_SVD_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
 
 
+#: The colour matrices per (which, device, dtype): copied to a device once, not at every step (a blocking
+#: copy from pageable host memory is a host synchronisation on CUDA).
+_ON_DEVICE: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _on_device(which: str, host: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    key = (which, like.device, like.dtype)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE[key] = host.to(like.device, like.dtype)
+    return _ON_DEVICE[key]
+
+
 def _color_matrix(like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(COLOR_CORRELATION_SVD_SQRT, dtype=torch.float32).to(like.device, like.dtype)
+    return _on_device("svd_sqrt", torch.tensor(COLOR_CORRELATION_SVD_SQRT, dtype=torch.float32), like)
 
 
 def _max_norm_matrix() -> torch.Tensor:
@@ -44,7 +56,7 @@ def _cct(like: torch.Tensor) -> torch.Tensor:
     if _CCT is None:
         c = _max_norm_matrix()
         _CCT = (c @ c.T).float()
-    return _CCT.to(like.device, like.dtype)
+    return _on_device("cct", _CCT, like)
 
 
 def _mix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ The engine asks here once per ``Dreamer``; nothing in the step loop branches on 
   without AMX,
   bf16 on the CPU is emulated and slower. The image, its gradient and the update stay fp32;
   only the network runs in bf16.
-- **Not yet here**: CUDA graphs / torch.compile per octave shape (no GPU to build and measure them
-  on; on the CPU torch.compile was slower).
+- **Compiled step** (``compiled.py``): torch.compile of the truncated model per octave shape, on by
+  default on CUDA only (``compile="auto"``); on the CPU it measured slower than eager.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class FastPath:
     device_type: str
     autocast_dtype: str | None  # "bfloat16" or None
     channels_last: bool
+    compiled: bool = False  # the model's forward (and input gradient) compiled per octave shape
 
     def autocast(self):
         import contextlib
@@ -55,17 +56,20 @@ class FastPath:
         return torch.autocast(self.device_type, dtype=getattr(torch, self.autocast_dtype))
 
     def describe(self) -> str:
-        return f"{self.autocast_dtype or 'fp32'}, {'channels-last' if self.channels_last else 'contiguous'}"
+        return (f"{self.autocast_dtype or 'fp32'}, {'channels-last' if self.channels_last else 'contiguous'}"
+                + (", compiled" if self.compiled else ""))
 
 
 def choose(device_type: str, precision: str = "auto", channels_last: bool | None = None,
-           amx: bool | None = None, grouped_convs: bool = False) -> FastPath:
+           amx: bool | None = None, grouped_convs: bool = False, compile: str = "auto") -> FastPath:
     """The fast path for ``device_type`` ("cpu", "cuda", "mps"): pure, so it is unit-tested on any machine.
 
     ``precision`` "auto" is bf16 on CUDA, and on AMX CPUs for networks without grouped (depthwise)
     convolutions: EfficientNet-Lite0's depthwise convs make its bf16 step slower than fp32 (benchmarks/RESULTS.md).
     fp32 elsewhere.
     """
+    from .compiled import wanted
+
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if amx is None:
@@ -76,7 +80,7 @@ def choose(device_type: str, precision: str = "auto", channels_last: bool | None
         bf16 = precision == "bf16"
     if channels_last is None:
         channels_last = device_type in ("cpu", "cuda")
-    return FastPath(device_type, "bfloat16" if bf16 else None, channels_last)
+    return FastPath(device_type, "bfloat16" if bf16 else None, channels_last, wanted(device_type, compile))
 
 
 def has_grouped_convs(model) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import fastpath
+from . import compiled, fastpath
 from .filters import Size
 from .objectives import Objective
 from .transforms import Warp, standard_transforms
@@ -141,7 +141,8 @@ class Dreamer:
     """Runs dreams of one model and objective; holds what is worth preparing once (device, precision)."""
 
     def __init__(self, model: torch.nn.Module, objective: Objective, device: torch.device | str | None = None,
-                 precision: str = "auto", channels_last: bool | None = None):
+                 precision: str = "auto", channels_last: bool | None = None, compile: str = "auto",
+                 compile_backend: str = "inductor"):
         self.device = torch.device(device) if device is not None else next(model.buffers()).device
         self.model = model.to(self.device)
         self.objective = objective
@@ -149,9 +150,11 @@ class Dreamer:
         self.cuda = self.device.type == "cuda"
         # precision and memory format for this device: see fastpath.py
         self.path = fastpath.choose(self.device.type, precision, channels_last,
-                                    grouped_convs=fastpath.has_grouped_convs(self.model))
+                                    grouped_convs=fastpath.has_grouped_convs(self.model), compile=compile)
         if self.path.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # the step's forward: the model itself, or compiled per octave shape (compiled.py; auto: on CUDA)
+        self.forward = compiled.compiled_forward(self.model, compile_backend) if self.path.compiled else self.model
         self._targets = objective.targets()
         for _, term in objective.terms():  # terms that need the model first (guide.Guide: the guide's features)
             if hasattr(term, "prepare"):
@@ -167,7 +170,7 @@ class Dreamer:
     def evaluate(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Objective value and activations at ``image``, without gradients."""
         with torch.no_grad(), self.autocast():
-            acts = self.model(self.prepare(image), self.layers)
+            acts = self.forward(self.prepare(image), self.layers)
             return self._value(acts).float(), acts
 
     def _value(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -184,7 +187,7 @@ class Dreamer:
         if warp is not None:
             xin = warp.apply(xin)
         with self.autocast():
-            acts = self.model(xin, self.layers)
+            acts = self.forward(xin, self.layers)
             value = self._value(acts)
         # a batch's images are independent (eval mode), so the sum's gradient is each image's own gradient
         (grad,) = torch.autograd.grad(value.sum(), x)

@@ -109,9 +109,10 @@ def start_image(src: np.ndarray, detail: np.ndarray | None, blend: float, mask: 
     return (x + torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32)).permute(2, 0, 1)[None]).clamp(0, 1)
 
 
-def dream_detail(dream: np.ndarray, src: np.ndarray, settings) -> np.ndarray:
-    """What the dream added to its source frame (HxWx3 float32), the part carried to the next frame."""
-    return dream.astype(np.float32) / 255.0 - smoothed_source(src, settings)
+def dream_detail(dream: np.ndarray, src: np.ndarray, settings, smoothed: np.ndarray | None = None) -> np.ndarray:
+    """What the dream added to its source frame (HxWx3 float32), the part carried to the next frame;
+    ``smoothed``: ``smoothed_source(src, settings)`` where it was computed already."""
+    return dream.astype(np.float32) / 255.0 - (smoothed if smoothed is not None else smoothed_source(src, settings))
 
 
 def smoothed_source(frame: np.ndarray, settings) -> np.ndarray:
@@ -245,11 +246,12 @@ class ClipStart:
         self.total = clip.frames
         self.carry = job.flow != "none" and job.blend > 0
         self.warmup = warmup_passes(job)
-        self.prev_dream = self.prev_src = None
+        self.prev_dream = self.prev_src = self.prev_smoothed = None
         self.last_written = None  # the frame last written (the dream, or with --deflicker its filtered residual)
         self.stopped_early: str | None = None
         self.dream_seconds = self.flow_seconds = 0.0
-        self._src = None
+        self._src = self._flow = self._smoothed = None
+        self._flow_s = 0.0  # seconds of this frame's flow computed ahead (in the decode stage)
         self._carried, self._visible, self._passes = False, None, 1
         self._values: dict = {}  # frame k's scheduled values
         self._dreamers: dict = {}  # scheduled layer/target weights: a dreamer per frame's objective
@@ -277,14 +279,19 @@ class ClipStart:
 
     def indices(self, start: int):
         from ..io.readers import VideoError, iter_frames
+        from .pipeline import Ahead, with_flow
 
         job = self.job
-        frames_in = iter_frames(self.input_path, start=job.start, end=job.end, every=job.every, size=self.clip.size)
+        flow = (lambda prev, cur: carry_flow(prev, cur, job.flow)) if self.carry else None
+        smooth = (lambda frame: smoothed_source(frame, self.settings)) if self.carry else None
+        frames_in = Ahead(lambda: with_flow(iter_frames(self.input_path, start=job.start, end=job.end, every=job.every,
+                                                        size=self.clip.size), flow, start, smooth),
+                          name="decode-flow")  # decoding, the flow and the smoothed source run ahead (pipeline.py)
         k, started = -1, start > 0
         try:
             while True:
                 try:
-                    src = next(frames_in)
+                    src, flow, smoothed = next(frames_in)
                 except StopIteration:
                     return
                 except VideoError as exc:
@@ -295,7 +302,7 @@ class ClipStart:
                 k += 1
                 if k < start:
                     continue  # resuming: these frames are in the output already
-                self._src, started = src, True
+                self._src, self._flow, self._smoothed, started = src, flow, smoothed, True
                 yield k
         finally:
             frames_in.close()
@@ -309,9 +316,14 @@ class ClipStart:
         blend = values.get("blend", job.blend)
         detail = mask = None
         self._carried, self._visible, self.carried = False, None, None
+        self._flow_s = 0.0
         if self.carry and self.prev_dream is not None:
-            flow, mask = carry_flow(self.prev_src, src, job.flow)
-            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1)), flow)
+            if self._flow is not None:  # computed ahead, from the same previous source frame
+                (flow, mask), self._flow_s = self._flow
+            else:
+                flow, mask = carry_flow(self.prev_src, src, job.flow)
+            detail = warp(dream_detail(self.prev_dream, self.prev_src, self._settings(k - 1), self._ahead(self.prev_smoothed)),
+                          flow)
             self._carried, self._visible = True, float(mask.mean())
             self.carried = (detail, flow, mask)
         if self.deflicker is not None:  # the last written residual, carried along the same flow
@@ -322,7 +334,7 @@ class ClipStart:
         for i in range(self._passes - 1):  # the first frame: dreamt as if the clip had held still before it
             result = runtime.run_dream(engine, start_image(src, detail, job.blend).to(engine.device), settings,
                                seed=plan.seed * 1_000_003 - (i + 1), show_progress=False)
-            detail = dream_detail(to_uint8(result.image), src, self._settings(k))
+            detail = dream_detail(to_uint8(result.image), src, self._settings(k), self._ahead(self._smoothed))
         from .art import frame_settings  # a --mask video masks frame k; scheduled lr/sigma
 
         settings = self._settings(k)
@@ -333,6 +345,10 @@ class ClipStart:
             engine.objective = engine.dreamer.objective
         return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
+
+    def _ahead(self, smoothed):
+        """A source smoothed ahead (in the decode stage, with the clip's settings), where no schedule changes its blur."""
+        return smoothed if self.job.timeline is None else None
 
     def _settings(self, k: int):
         """Frame k's settings with its scheduled steps, lr and sigma (also the blur its detail is measured against)."""
@@ -346,11 +362,12 @@ class ClipStart:
 
     def done(self, k: int, frame: np.ndarray, result, prepare_s: float, dream_s: float) -> dict:
         self.prev_dream, self.prev_src = frame, self._src  # the quantised frame is what the next continues
+        self.prev_smoothed = self._smoothed
         self.last_written = frame
         if self.deflicker is not None:  # ... the dream itself, where the written frame is filtered
             self.prev_dream = self.deflicker.written(frame)
-        flow_s = prepare_s if self._carried else 0.0
-        self.flow_seconds += prepare_s
+        flow_s = prepare_s + self._flow_s if self._carried else 0.0  # the flow (ahead or here) and the warp
+        self.flow_seconds += prepare_s + self._flow_s
         self.dream_seconds += dream_s
         return {"frame": k, "seconds": round(prepare_s + dream_s, 4), "flow_seconds": round(flow_s, 4),
                 "dream_seconds": round(dream_s, 4), "carried": self._carried,
@@ -367,7 +384,9 @@ class ClipStart:
     resumable = True
 
     def wrap_writer(self, writer):
-        return writer
+        from .pipeline import Behind
+
+        return Behind(writer)  # encoding overlaps the next frames' dreams
 
     def checkpoint_state(self) -> dict:
         return {}
