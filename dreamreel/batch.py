@@ -277,6 +277,10 @@ def run_batch(plan: BatchPlan, *, show_progress: bool = False, say=lambda line: 
     on carrying the summary line in its outcome."""
     from .render.runtime import output_lock
 
+    if plan.on_ray is not None and plan.todo:  # a cluster that cannot be reached is exit 2, nothing written
+        plan.on_ray.connect()
+        for note in plan.on_ray.notes:
+            say(note)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     with output_lock(plan.out_dir / MANIFEST):
         return _run_locked(plan, show_progress, say)
@@ -288,11 +292,6 @@ def _run_locked(plan: BatchPlan, show_progress: bool, say) -> BatchResult:
     from .outcome import reraise
 
     items, todo, on_ray = plan.items, plan.todo, plan.on_ray
-    if on_ray is not None and todo:  # a cluster that cannot be reached is exit 2, nothing written
-        on_ray.connect()
-        for note in on_ray.notes:
-            say(note)
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(plan.out_dir, items, {k: v for k, v in plan.options.items() if v is not None}, plan.notes)
     for it in items:
         if it.status == "failed":

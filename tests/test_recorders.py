@@ -21,11 +21,15 @@ def test_activation_video_csv_and_summary_from_one_dream(tmp_path, data_dir):
     with open(tmp_path / "a.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["step", "octave", "layer", "feature", "mean_activation"]
-    features = {int(r["feature"]) for r in rows}
-    assert len(features) >= 16 and len(rows) == 8 * len(features)
+    features: dict[str, set] = {}
+    for r in rows:
+        features.setdefault(r["layer"], set()).add(int(r["feature"]))
+    # the default objective's two layers (block10@0.5 + block13), every feature of each at every step
+    assert {k: len(v) for k, v in features.items()} == {"block10": 112, "block13": 192}
+    assert len(rows) == 8 * (112 + 192)
     assert {int(r["step"]) for r in rows} == set(range(8)) and {r["octave"] for r in rows} == {"0", "1"}
     summary = json.loads((tmp_path / "a.json").read_text())["activations"]
-    layer_summary = summary["layers"]["block13"]  # the default layer
+    layer_summary = summary["layers"]["block13"]  # the default objective's deepest layer
     assert layer_summary["rose_over_10pct"] + layer_summary["did_not"] == 192
     assert 0.0 <= summary["objective_max_step_jump"] <= 1.0
 
