@@ -121,7 +121,8 @@ def _ignore_signals() -> None:
 
 def _worker(tasks, results, setup, setup_arg, work, threads: int, finish: bool) -> None:
     """A worker process: ``setup`` once, then tasks from ``tasks`` until None."""
-    _ignore_signals()  # the parent decides: it forwards SIGINT (finish) or terminates the worker
+    _ignore_signals()  # the parent decides: it forwards SIGINT (finish) or kills the worker
+    results.cancel_join_thread()  # exiting never waits to flush a result the parent no longer reads
     import threading
 
     import torch
@@ -222,7 +223,8 @@ class LocalProcesses:
             for p in procs:
                 p.join(timeout=10)
                 if p.is_alive():
-                    p.terminate()
+                    p.kill()  # it ignores SIGTERM
+                    p.join(timeout=5)
 
     def _stop(self, procs, results, flight: set, on_stopped) -> None:
         """Stop the tasks at hand: interrupt them and collect what they kept, or terminate their workers."""
@@ -233,7 +235,7 @@ class LocalProcesses:
             if not p.is_alive():
                 continue
             if not self.finish:
-                p.terminate()
+                p.kill()  # a worker ignores SIGTERM (the parent decides), so terminate() would not stop it
                 continue
             try:
                 os.kill(p.pid, signal.SIGINT)
