@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     from dreamreel.api import prepare_clip
     from dreamreel.cli import build_parser
     from dreamreel.cli.flags import given
-    from dreamreel.render.clip import carry_flow, plan_clip, render_video
+    from dreamreel.render.carry import carry_flow
+    from dreamreel.render.clip import plan_clip, render_video
     from dreamreel.io.writer import read_frames
     from dreamreel.io.images import from_uint8
     from dreamreel.render.runtime import Engine, run_dream

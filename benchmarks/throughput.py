@@ -132,7 +132,7 @@ def clip_overlap(device, size: int, steps: int, seconds: float | None, rounds: i
 def _stages_alone(src, p, engine, seconds, out) -> dict[str, float]:
     from dreamreel.io.readers import iter_frames
     from dreamreel.io.writer import open_writer
-    from dreamreel.render.clip import carry_flow, smoothed_source, start_image
+    from dreamreel.render.carry import carry_flow, smoothed_source, start_image
     from dreamreel.render.runtime import run_dream
 
     alone = {}

@@ -90,55 +90,6 @@ def input_files(values: dict[str, Any], preset: str | None, *sources) -> list[Pa
     return out + [Path(path) for _, path in file_values(values)]
 
 
-ARRAYS_ACCEPTED = ("give an HxW, HxWx3 or HxWx4 array or a (3,H,W) or (1,3,H,W) tensor, of uint8, uint16 or "
-                   "floats in [0, 1]")
-
-
-def _array_problem(a: np.ndarray) -> tuple[str, str] | None:
-    """Why an HxW[xC] array cannot be an image (the problem, the hint), or None."""
-    if a.ndim not in (2, 3) or a.ndim == 3 and a.shape[2] not in (3, 4):
-        return f"it has {a.shape[2]} channels" if a.ndim == 3 else "it is not HxW, HxWx3 or HxWx4", ARRAYS_ACCEPTED
-    if a.size == 0:
-        return "it is empty", ARRAYS_ACCEPTED
-    if a.dtype in (np.uint8, np.uint16):
-        return None
-    if not np.issubdtype(a.dtype, np.floating):
-        return f"{a.dtype} values are not accepted", "convert it to uint8 or uint16, or to floats in [0, 1]"
-    if not np.isfinite(a).all():
-        return "it holds NaN or infinite values", ARRAYS_ACCEPTED
-    lo, hi = float(a.min()), float(a.max())
-    if lo < 0 or hi > 1:
-        hint = "divide it by 255 (an image in 0-255)" if lo >= 0 and hi <= 255 else "scale it to [0, 1]"
-        return f"its values run from {lo:g} to {hi:g}, outside [0, 1]", hint
-    return None
-
-
-def image_array(image) -> np.ndarray:
-    """A numpy array or torch tensor from Python, checked, as HxWx3 float32 in [0, 1]; anything else is a one-line
-    DreamError saying what was given and what is accepted."""
-    import torch
-
-    shape = tuple(getattr(image, "shape", ()))
-    if isinstance(image, torch.Tensor):
-        desc = f"{str(image.dtype).removeprefix('torch.')} tensor of shape {shape}"
-        t = image.detach().cpu()
-        if t.dim() == 4 and t.shape[0] != 1:
-            raise DreamError(f"cannot use the {desc}: a batch of {t.shape[0]} images", "give one image at a time")
-        if t.dim() not in (3, 4) or t.shape[-3] != 3:
-            raise DreamError(f"cannot use the {desc}: it is not (3,H,W) or (1,3,H,W)", ARRAYS_ACCEPTED)
-        if t.dtype in (torch.bfloat16, torch.float16):
-            t = t.float()
-        a = t.reshape(t.shape[-3:]).permute(1, 2, 0).numpy()
-    else:
-        a = np.asarray(image)
-        desc = f"{a.dtype} array of shape {a.shape}"
-    if problem := _array_problem(a):
-        raise DreamError(f"cannot use the {desc}: {problem[0]}", problem[1])
-    from .io.images import to_float_rgb
-
-    return to_float_rgb(a)
-
-
 def _source(image):
     """A path / "noise[:WxH]" -> (Source, None); an array or tensor -> (Source, (1,3,H,W) tensor)."""
     import torch
@@ -147,6 +98,8 @@ def _source(image):
 
     if isinstance(image, (str, Path)):
         return parse_source(str(image)), None
+    from .io.images import image_array
+
     rgb = image_array(image)
     return Source(None), torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dreamreel
-from dreamreel import api
+from dreamreel.io.images import image_array
 from dreamreel.options import COMMAND_OPTIONS, OPTIONS, command_keys
 
 TINY = dict(size=64, octaves=1, steps=1)
@@ -84,7 +84,7 @@ def test_accepted_arrays_are_read_on_one_scale():
              torch.full((3, 4, 6), 128 / 255), torch.full((1, 3, 4, 6), 128, dtype=torch.uint8),
              torch.full((3, 4, 6), 128 / 255, dtype=torch.bfloat16)]
     for a in forms:
-        rgb = api.image_array(a)
+        rgb = image_array(a)
         assert rgb.shape == (4, 6, 3) and rgb.dtype == np.float32
         np.testing.assert_allclose(rgb, 128 / 255, atol=2e-3)
 

@@ -167,3 +167,28 @@ def react_values(features: AudioFeatures, reacts: list[React]) -> list[dict]:
             row[r.key] = r.value(features.feature(r.feature)[k])
         out.append(row)
     return out
+
+
+def clip_audio(src: Path, job, clip, folder: Path) -> Path | None:
+    """The audio to mux under a clip's dreamt frames (``job``: clip.VideoJob, ``clip``: clip.ClipPlan): the source
+    itself from its start, else its track cut at the first frame kept (the first at or after --start: frame k plays at k/fps) up to --end."""
+    if job.start == 0:
+        return src
+    fps = clip.info.fps
+    first = job.start if clip.info.variable_frame_rate or not fps else math.ceil(job.start * fps - 1e-6) / fps
+    return audio_segment(src, first, job.end, folder)
+
+
+def audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
+    """The source's first audio track from ``start`` to ``end`` seconds, cut at the sample: decoded, trimmed
+    and encoded to AAC. (A stream copy after an input seek starts at a packet the demuxer can seek to, in an
+    MP4 often the video key frame before ``start``: the audio ran ahead by up to a GOP.)"""
+    from ..io import ffmpeg
+
+    out = folder / "audio.m4a"
+    trim = f"atrim=start={start:.6f}" + (f":end={end:.6f}" if end is not None else "") + ",asetpts=PTS-STARTPTS"
+    proc = ffmpeg.run(["-y", "-i", os.fspath(src), "-map", "0:a:0", "-vn", "-af", trim, "-c:a", "aac", "-b:a", "192k",
+                       os.fspath(out)])
+    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+        return None
+    return out

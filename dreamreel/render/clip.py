@@ -15,8 +15,6 @@ PNG) is frame for frame the same as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +25,8 @@ import numpy as np
 
 from ..errors import DreamError
 from ..io.images import to_uint8
+from .audio import clip_audio
+from .carry import carry_flow, dream_detail, smoothed_source, start_image
 from .frames import FrameStart, fingerprint
 
 from ..options import DEFAULT_BLEND
@@ -83,95 +83,12 @@ def check_flow_method(method: str) -> str | None:
 
 # ---------------------------------------------------------------- the clip
 
-#: A pixel keeps the carried detail where the previous source frame, warped by the flow, matches the current
-#: one within this many grey levels (after a light blur): occluded, disoccluded and mis-tracked pixels fail.
-MATCH_TOLERANCE = 12.0
-
-
 def warmup_passes(job: VideoJob) -> int:
     """How many times the first frame is dreamt (each pass carrying the last one's detail, like a still clip):
     enough for the carried dream to reach about its steady strength, ~1/(1-blend) frames' worth, at most 10."""
     if job.flow == "none" or job.blend <= 0:
         return 1
     return max(1, min(MAX_WARMUP, round(1.0 / max(1e-6, 1.0 - job.blend))))
-
-
-def start_image(src: np.ndarray, detail: np.ndarray | None, blend: float, mask: np.ndarray | None = None):
-    """A frame's starting point (1,3,H,W tensor): the source plus ``blend`` x the carried detail where ``mask``."""
-    import torch
-
-    from ..io.images import from_uint8
-
-    x = from_uint8(src)
-    if detail is None:
-        return x
-    moved = detail * (blend if mask is None else blend * mask[..., None])
-    return (x + torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32)).permute(2, 0, 1)[None]).clamp(0, 1)
-
-
-def dream_detail(dream: np.ndarray, src: np.ndarray, settings, smoothed: np.ndarray | None = None) -> np.ndarray:
-    """What the dream added to its source frame (HxWx3 float32), the part carried to the next frame;
-    ``smoothed``: ``smoothed_source(src, settings)`` where it was computed already."""
-    return dream.astype(np.float32) / 255.0 - (smoothed if smoothed is not None else smoothed_source(src, settings))
-
-
-def smoothed_source(frame: np.ndarray, settings) -> np.ndarray:
-    """``frame`` (HxWx3 uint8) as float in [0, 1] through the blur schedule of the last octave's steps.
-
-    The dream's smoothing prior blurs the whole image, source included; measuring the dream detail against the
-    equally blurred source keeps that loss of sharpness out of what is carried to the next frame (carried, it
-    would pile up, about 1/(1-blend) blurs deep, and wash the clip out).
-    """
-    import torch
-
-    from ..engine import gaussian_blur
-
-    octave = settings.octaves[-1]
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
-    if octave.sigma != (0.0, 0.0):
-        for i in range(octave.steps):
-            if (i + 1) % settings.smooth_every == 0:
-                x = gaussian_blur(x, octave.sigma_at(i))
-    return x.clamp(0, 1)[0].permute(1, 2, 0).numpy()
-
-
-def carry_flow(prev: np.ndarray, cur: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(flow, mask) on ``cur``'s grid: ``warp(thing_on_prev_grid, flow)`` moves it onto ``cur``; mask 1 where valid.
-
-    Farneback: one flow (cur -> prev) and a photometric check, half the cost of ``video.flow_to_prev``'s
-    forward-backward check (two flows), for the same kept pixels and flicker (benchmarks/RESULTS.md,
-    "Optical flow"). RAFT computes
-    both directions in one batch anyway, so it keeps the forward-backward check.
-    """
-    import cv2
-
-    from .flow import flow_to_prev
-
-    if method != "farneback":
-        return flow_to_prev(prev, cur, method)
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # <= 160 px frames: OpenCV's threads cost more than they save, and contend with torch's
-    try:
-        return _photometric_flow(prev, cur)
-    finally:
-        cv2.setNumThreads(threads)
-
-
-def _photometric_flow(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    from .flow import compute_flow, grid, warp
-
-    flow = compute_flow(cur, prev, "farneback")
-    g_prev = cv2.GaussianBlur(cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
-    g_cur = cv2.GaussianBlur(cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
-    err = np.abs(warp(g_prev, flow) - g_cur)
-    h, w = err.shape
-    gx, gy = grid(h, w)
-    tx, ty = gx + flow[..., 0], gy + flow[..., 1]
-    inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
-    return flow, ((err < MATCH_TOLERANCE) & inside).astype(np.float32)
-
 
 
 @dataclass
@@ -203,31 +120,6 @@ def plan_clip(path: Path, plan, job: VideoJob) -> ClipPlan:
     if job.timeline is not None:  # every scheduled value of every frame, checked now
         job.timeline.bind(max(1, frames), info.fps / job.every)
     return ClipPlan(info, size, info.fps / job.every, frames, exact)
-
-
-def clip_audio(src: Path, job: VideoJob, clip: ClipPlan, folder: Path) -> Path | None:
-    """The audio to mux under the dreamt frames: the source itself from its start, else its track cut at the first
-    frame kept (the first at or after --start: frame k plays at k/fps) up to --end."""
-    if job.start == 0:
-        return src
-    fps = clip.info.fps
-    first = job.start if clip.info.variable_frame_rate or not fps else math.ceil(job.start * fps - 1e-6) / fps
-    return audio_segment(src, first, job.end, folder)
-
-
-def audio_segment(src: Path, start: float, end: float | None, folder: Path) -> Path | None:
-    """The source's first audio track from ``start`` to ``end`` seconds, cut at the sample: decoded, trimmed
-    and encoded to AAC. (A stream copy after an input seek starts at a packet the demuxer can seek to, in an
-    MP4 often the video key frame before ``start``: the audio ran ahead by up to a GOP.)"""
-    from ..io import ffmpeg
-
-    out = folder / "audio.m4a"
-    trim = f"atrim=start={start:.6f}" + (f":end={end:.6f}" if end is not None else "") + ",asetpts=PTS-STARTPTS"
-    proc = ffmpeg.run(["-y", "-i", os.fspath(src), "-map", "0:a:0", "-vn", "-af", trim, "-c:a", "aac", "-b:a", "192k",
-                       os.fspath(out)])
-    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-        return None
-    return out
 
 
 def _fingerprint_source(path: Path) -> dict:

@@ -158,6 +158,3 @@ class Behind:
         self._drain()
         self._error = None
         return self._writer.abort()
-
-    def __getattr__(self, name):
-        return getattr(self._writer, name)

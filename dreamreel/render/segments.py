@@ -261,7 +261,7 @@ def render_segmented(plan, input_path: Path, output: Path, job, clip, *, segment
     from tqdm import tqdm
 
     from ..io.sidecar import write_sidecar
-    from .clip import clip_audio
+    from .audio import clip_audio
     from ..outcome import Partial, reraise
     from .frames import FramesResult
 
