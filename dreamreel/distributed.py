@@ -49,6 +49,7 @@ class Cluster:
     ray: object
     address: str  # as given: "local", an address, or "(already connected)"
     owned: bool  # this process called ray.init (and so must call ray.shutdown)
+    stderr: tuple | None = None  # while connected: (the terminal's fd, Python's earlier sys.stderr), see _c_stderr_off
 
     def nodes(self) -> list[dict]:
         return [n for n in self.ray.nodes() if n.get("Alive")]
@@ -74,6 +75,41 @@ class Cluster:
         if self.owned and self.ray.is_initialized():
             with _quiet():  # the actors stop with it: Ray's notices of their tasks in flight say nothing to the user
                 self.ray.shutdown()
+        if self.stderr is not None:
+            _c_stderr_on(self.stderr)
+            self.stderr = None
+
+
+def _c_stderr_off() -> tuple | None:
+    """Point file descriptor 2 at /dev/null and sys.stderr at a copy of the terminal's: Ray's C++ core writes its
+    own error lines to fd 2 (a signal to the process group: "Failed to push error to driver"), past the one-line
+    rule, while everything dreamreel and Ray's Python side say still shows. None where sys.stderr is not fd 2
+    (captured by a test or a caller)."""
+    import sys
+
+    try:
+        if sys.stderr.fileno() != 2:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old.encoding, errors=old.errors)
+    return saved, old
+
+
+def _c_stderr_on(state: tuple) -> None:
+    import sys
+
+    saved, old = state
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    sys.stderr = old
 
 
 @contextlib.contextmanager
@@ -111,6 +147,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
         _check_reachable(address)
+    stderr = _c_stderr_off()
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -119,12 +156,14 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+        if stderr is not None:
+            _c_stderr_on(stderr)
         raise DreamError(f"cannot connect to {where}: {first}",
                          "start one with: ray start --head, or leave out the address for a local cluster") from None
     from . import interrupts
 
     interrupts.reassert()  # ray.init's SIGTERM handlers (exit 15; a C++ stack dump) give way to the CLI's one
-    return Cluster(ray, address or "local", owned=True)
+    return Cluster(ray, address or "local", owned=True, stderr=stderr)
 
 
 def _check_reachable(address: str) -> None:
