@@ -152,7 +152,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(address="local", num_cpus=num_cpus, **kwargs)
+            with _cluster_in_own_session():
+                ray.init(address="local", num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
@@ -164,6 +165,34 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
 
     interrupts.reassert()  # ray.init's SIGTERM handlers (exit 15; a C++ stack dump) give way to the CLI's one
     return Cluster(ray, address or "local", owned=True, stderr=stderr)
+
+
+@contextlib.contextmanager
+def _cluster_in_own_session():
+    """Start a local cluster's processes (GCS, raylet, agents; the raylet's workers inherit it) in a session of
+    their own. A signal to the driver's process group (``kill -TERM -PGID``, a job scheduler's stop) then
+    reaches the driver alone, which stops the work and shuts the cluster down; sent to the raylet as well, it
+    would kill the raylet first, and Ray's core then ends the driver with status 1 and no word ("connection to
+    the plasma store is failed"), before its own handler could say what was left. The processes still share
+    the driver's fate: Ray starts them with a parent-death signal, and a shutdown kills them by pid.
+    Ray picks its Popen class from ``ray._private.services``; where a version has none, nothing changes."""
+    try:
+        from ray._private import services
+        base = services.ConsolePopen
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    class Popen(base):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = Popen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = base
 
 
 def _check_reachable(address: str) -> None:

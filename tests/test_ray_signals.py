@@ -77,7 +77,7 @@ def _assert_clean(tmp: Path) -> None:
 
 @pytest.mark.parametrize("signals, group, code", [
     ([(signal.SIGTERM, 0)], False, 143),
-    ([(signal.SIGTERM, 0)], True, 143),  # kill -TERM -PGID: the cluster's processes get it too
+    ([(signal.SIGTERM, 0)], True, 143),  # kill -TERM -PGID: the driver's whole group gets it
     ([(signal.SIGINT, 0), (signal.SIGINT, 0.15)], False, 130),  # the second Ctrl-C is ignored
 ])
 def test_a_signalled_batch_on_ray_exits_with_one_line_and_leaves_nothing(signals, group, code, tmp, tmp_path, data_dir):
