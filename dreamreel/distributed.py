@@ -240,7 +240,8 @@ class _Worker:
 
 @dataclass
 class Failure:
-    """An item whose worker died more often than Ray retries it, or could not run it at all."""
+    """A task whose worker raised, died more often than it is retried, or could not run it at all (every
+    executor's, ``executors.Failure``)."""
 
     reason: str
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .distributed import Failure  # the one result of a task that did not finish: Ray yields it too
 from .errors import DreamError
 
 Task = tuple[dict, "Callable[[], bytes] | None"]
@@ -36,13 +37,6 @@ OnResult = Callable[[int, object], None]
 OnStopped = Callable[[int, object], None]
 
 __all__ = ["Executor", "Failure", "InProcess", "LocalProcesses", "OnRay", "scratch_dir", "sweep_scratch"]
-
-
-@dataclass
-class Failure:
-    """A task whose worker died more often than it is retried, or could not run it at all."""
-
-    reason: str
 
 
 class Executor(Protocol):

@@ -112,6 +112,18 @@ def test_a_failing_item_is_reported_and_the_rest_publish(fast_flags, local_clust
     assert by["coffee.png"]["status"] == "done" and (out / "coffee.png").is_file() and not (out / "bad.png").exists()
 
 
+def test_a_task_that_raises_on_a_ray_worker_comes_back_as_the_executors_failure(local_cluster):
+    """What batch and video --segments test their results against: a task whose work raised on Ray."""
+    from dreamreel.distributed import connect
+    from dreamreel.executors import Failure, OnRay
+
+    got = {}
+    # builtins travel to the workers by name: setup len(()) -> 0, then work setattr(0, meta, None) raises TypeError
+    OnRay(connect(), cpus=1).run([({"segment": 0}, None)], len, (), setattr, lambda i, res: got.setdefault(i, res))
+    assert list(got) == [0] and isinstance(got[0], Failure), got
+    assert got[0].reason.startswith("TypeError: attribute name must be string")
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--ray", "--jobs", "2"], "--jobs and --ray do not mix"),
     (["--ray", "--gpus-per-item", "x"], "bad value 'x' for --gpus-per-item"),
