@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from dreamreel.cli.flags import given
     from dreamreel.render.carry import carry_flow
     from dreamreel.render.clip import plan_clip, render_video
-    from dreamreel.io.writer import read_frames
+    from dreamreel.io.outputs import read_frames
     from dreamreel.io.images import from_uint8
     from dreamreel.render.runtime import Engine, run_dream
     from dreamreel.io.readers import iter_frames

@@ -73,7 +73,7 @@ def load(path: Path, size: int | None = None) -> np.ndarray:
 
 
 def frames_of(folder: Path) -> list[np.ndarray]:
-    from dreamreel.io.writer import read_frames
+    from dreamreel.io.outputs import read_frames
 
     return list(read_frames(folder))
 

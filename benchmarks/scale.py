@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     # segments: the seams against the inside
     from dreamreel.cli import main as cli
     from dreamreel.io.readers import iter_frames
-    from dreamreel.io.writer import read_frames
+    from dreamreel.io.outputs import read_frames
     from dreamreel.render.segments import seam_report
     import json
 

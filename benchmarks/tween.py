@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from dreamreel import api
-    from dreamreel.io.writer import read_frames
+    from dreamreel.io.outputs import read_frames
     from dreamreel.render import tween
 
     jobs = {

@@ -15,7 +15,7 @@ import pytest
 from mediautil import write_clip
 
 from dreamreel.cli.commands import main
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 from dreamreel.io.readers import probe_video
 
 INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "

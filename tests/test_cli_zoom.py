@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dreamreel.cli.commands import main
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 
 INTERRUPTIBLE = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
                  "from dreamreel.cli.commands import main; sys.exit(main(sys.argv[1:]))")

@@ -8,7 +8,7 @@ import pytest
 
 from dreamreel.cli.commands import main
 from dreamreel.io.readers import iter_frames
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 from dreamreel.render.flow import clip_flow, still_change, still_masks
 
 from mediautil import write_clip

@@ -134,7 +134,7 @@ def test_audio_features_follow_loudness_and_attacks():
 def test_zoom_to_music_lasts_the_track_carries_it_and_zooms_with_loudness(tmp_path, data_dir):
     from dreamreel.render.audio import analyse
     from dreamreel.io.readers import probe_video
-    from dreamreel.io.writer import read_frames
+    from dreamreel.io.outputs import read_frames
 
     track = data_dir / "realshort.mp4"
     out = tmp_path / "z.mp4"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dreamreel.errors import DreamError
-from dreamreel.io.writer import count_frames
+from dreamreel.io.outputs import count_frames
 from dreamreel.render.runtime import output_lock
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

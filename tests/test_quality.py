@@ -8,7 +8,7 @@ from dreamreel.render import draw
 from dreamreel.cli import main
 from dreamreel.engine.conditioning import (color_gradient, color_stats, lapnorm, laplacian_merge, laplacian_split,
                                     match_color)
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.engine.objectives import layer
 from dreamreel.engine.transforms import Warp, compose, jitter, random_rotate, random_scale, standard_transforms

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dreamreel.cli.commands import main
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 from dreamreel.engine import Dreamer, DreamSettings, Octave
 from dreamreel.engine.objectives import layer
 from dreamreel.render.activations import ActivationRecorder, max_step_jump, summarize

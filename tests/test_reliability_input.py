@@ -281,7 +281,8 @@ def test_a_folder_output_with_a_dot_is_a_png_folder(tmp_path, pic, capsys):
 
 def test_the_mp4_resume_join_takes_any_output_name(tmp_path):
     """Names with a quote and a newline never reach ffmpeg's concat script (the Python writer takes them)."""
-    from dreamreel.io.writer import open_writer, read_frames
+    from dreamreel.io.writer import open_writer
+    from dreamreel.io.outputs import read_frames
 
     folder = tmp_path / "we'ird\nfile 'x"
     folder.mkdir()

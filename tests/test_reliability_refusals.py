@@ -80,7 +80,7 @@ def test_a_recording_of_activations_with_tiles_is_refused_not_a_keyerror(command
 
 
 def test_a_tiled_dream_still_records_its_progress(tmp_path, data_dir, capsys):
-    from dreamreel.io.writer import count_frames
+    from dreamreel.io.outputs import count_frames
 
     assert main(["dream", str(data_dir / "chelsea.png"), "-o", str(tmp_path / "o.png"), "--tile", "32",
                  "--progress", str(tmp_path / "p.gif"), *TINY, "--steps", "3", "-q"]) == 0, capsys.readouterr().err

@@ -22,7 +22,7 @@ import pytest
 
 from dreamreel.cli.commands import main
 from dreamreel.io.readers import VideoError, iter_frames, probe_video
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads CPU time from /proc")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamreel.cli import main
-from dreamreel.io.writer import read_frames
+from dreamreel.io.outputs import read_frames
 from dreamreel.render.segments import seam_report, split
 from dreamreel.io.readers import iter_frames, probe_video
 

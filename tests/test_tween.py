@@ -11,7 +11,7 @@ import pytest
 
 from dreamreel.cli.commands import main
 from dreamreel.io import ffmpeg
-from dreamreel.io.writer import count_frames, read_frames
+from dreamreel.io.outputs import count_frames, read_frames
 from dreamreel.render import tween
 
 from mediautil import write_clip

@@ -19,7 +19,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from dreamreel.io import ffmpeg, sinks
-from dreamreel.io.writer import kind_for, mux_audio, open_writer, read_frames
+from dreamreel.io.writer import open_writer
+from dreamreel.io.outputs import kind_for, mux_audio, read_frames
 
 REALSHORT = Path(__file__).resolve().parents[2] / "shared" / "data" / "realshort.mp4"
 needs_realshort = pytest.mark.skipif(not REALSHORT.is_file(), reason="needs shared test media")

@@ -8,8 +8,8 @@ The public surface, imported on first use (``import dreamreel.io`` loads nothing
 import importlib
 
 _PUBLIC = {
-    "open_writer": "writer", "read_frames": "writer", "count_frames": "writer", "kind_for": "writer",
-    "mux_audio": "writer", "iter_frames": "readers", "probe_video": "readers", "load_image": "images",
+    "open_writer": "writer", "read_frames": "outputs", "count_frames": "outputs", "kind_for": "outputs",
+    "mux_audio": "outputs", "iter_frames": "readers", "probe_video": "readers", "load_image": "images",
     "write_sidecar": "sidecar",
 }
 __all__ = sorted(_PUBLIC)

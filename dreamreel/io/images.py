@@ -175,3 +175,46 @@ def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Pat
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, array, extension=Path(path).suffix.lower())
     return Path(path)
+
+
+def frame_uint8(frame) -> np.ndarray:
+    """HxWx3 uint8 copy of ``frame`` (uint8/float in [0,1]/bool; HxW, HxWx1, HxWx3, HxWx4)."""
+    if hasattr(frame, "detach"):  # a tensor: duck-typed, no torch import here
+        frame = frame.detach().cpu().numpy()
+    a = np.asarray(frame)
+    if a.ndim == 3 and a.shape[-1] not in (1, 3, 4) and a.shape[0] in (1, 3, 4):
+        raise ValueError(
+            f"expected a channels-last HxWx3 frame, got shape {a.shape} "
+            "(channels-first? transpose it to HxWxC)"
+        )
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"expected an HxWx3 (or HxW, HxWx4) frame, got shape {a.shape}")
+    if a.shape[-1] == 4:
+        a = a[:, :, :3]  # drop alpha
+    if a.dtype == np.uint8:
+        a = a.copy()  # the caller may reuse its buffer while we encode in the background
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif np.issubdtype(a.dtype, np.floating):
+        a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0)
+        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 255:
+            raise ValueError(f"integer frame values must be in [0, 255], got [{lo}, {hi}]")
+        a = a.astype(np.uint8)
+    else:
+        raise TypeError(f"unsupported frame dtype {a.dtype}")
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a)
+
+
+def pad_even(a: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: replicate the last row/column instead of cropping."""
+    ph, pw = a.shape[0] % 2, a.shape[1] % 2
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return a

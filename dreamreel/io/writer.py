@@ -38,133 +38,21 @@ import logging
 import math
 import os
 import queue
-import re
-import secrets
-import shutil
 import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import WRITE_ERRNOS, writing_error
 from . import ffmpeg, sinks
-from .sinks import FRAME_NAME
+from .images import frame_uint8, pad_even
+from .outputs import existing_output, frame_files, kind_for, mux_tracks, new_temp, read_frames, remove_path
 
-__all__ = ["FrameWriter", "open_writer", "kind_for", "mux_audio", "read_frames", "count_frames", "move_output", "remove_output", "has_frames"]
+__all__ = ["FrameWriter", "open_writer"]
 
 log = logging.getLogger(__name__)
-
-_FRAME_RE = re.compile(r"^frame_(\d{6,})\.png$")
-_SUFFIX_KIND = {".mp4": "mp4", ".gif": "gif"}
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _new_temp(target: Path, suffix: str, *, directory: bool = False) -> Path:
-    """Create a hidden, uniquely named sibling of ``target`` (umask-respecting mode)."""
-    stem = target.name if directory else target.stem
-    for _ in range(1000):
-        tmp = target.parent / f".{stem}.{secrets.token_hex(4)}.tmp{suffix}"
-        try:
-            if directory:
-                os.mkdir(tmp)
-            else:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file next to {target}")
-
-
-def _remove(p: Path) -> None:
-    try:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _frame_files(folder: Path) -> dict[int, Path]:
-    out = {}
-    if folder.is_dir():
-        for entry in os.scandir(folder):
-            m = _FRAME_RE.match(entry.name)
-            if m and entry.is_file():
-                out[int(m.group(1))] = Path(entry.path)
-    return out
-
-
-def _to_rgb_uint8(frame) -> np.ndarray:
-    """HxWx3 uint8 copy of ``frame`` (uint8/float in [0,1]/bool; HxW, HxWx1, HxWx3, HxWx4)."""
-    if hasattr(frame, "detach"):  # a tensor: duck-typed, no torch import here
-        frame = frame.detach().cpu().numpy()
-    a = np.asarray(frame)
-    if a.ndim == 3 and a.shape[-1] not in (1, 3, 4) and a.shape[0] in (1, 3, 4):
-        raise ValueError(
-            f"expected a channels-last HxWx3 frame, got shape {a.shape} "
-            "(channels-first? transpose it to HxWxC)"
-        )
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"expected an HxWx3 (or HxW, HxWx4) frame, got shape {a.shape}")
-    if a.shape[-1] == 4:
-        a = a[:, :, :3]  # drop alpha
-    if a.dtype == np.uint8:
-        a = a.copy()  # the caller may reuse its buffer while we encode in the background
-    elif a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    elif np.issubdtype(a.dtype, np.floating):
-        a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0)
-        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer):
-        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        if lo < 0 or hi > 255:
-            raise ValueError(f"integer frame values must be in [0, 255], got [{lo}, {hi}]")
-        a = a.astype(np.uint8)
-    else:
-        raise TypeError(f"unsupported frame dtype {a.dtype}")
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(a)
-
-
-def _pad_even(a: np.ndarray) -> np.ndarray:
-    """yuv420p needs even sizes: replicate the last row/column instead of cropping."""
-    ph, pw = a.shape[0] % 2, a.shape[1] % 2
-    if ph or pw:
-        a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    return a
-
-
-# --------------------------------------------------------------------------- public API
-
-
-def kind_for(path) -> str:
-    """Output kind for ``path``: ``"mp4"``, ``"gif"`` or ``"frames"`` (a folder of PNGs).
-
-    A folder is a path ending in a separator, an existing directory, or a name with
-    no suffix.  Anything else must end in ``.mp4`` or ``.gif`` (any case).
-    """
-    raw = os.fspath(path)
-    if isinstance(raw, bytes):
-        raw = os.fsdecode(raw)
-    if raw.endswith(("/", os.sep)) or os.path.isdir(raw):
-        return "frames"
-    suffix = Path(raw).suffix.lower()
-    if suffix == "":
-        return "frames"
-    if suffix in _SUFFIX_KIND:
-        return _SUFFIX_KIND[suffix]
-    raise ValueError(
-        f"unsupported output {raw!r} ({suffix!r}): use a .mp4 video, a .gif animation, "
-        "or a folder for PNG frames (a path ending in '/')"
-    )
 
 
 def open_writer(
@@ -190,157 +78,6 @@ def open_writer(
                        queue_size=queue_size, names=names)
 
 
-def mux_audio(video_path, audio_source, out_path) -> bool:
-    """Put the first audio track of ``audio_source`` into ``video_path``, written to ``out_path``.
-
-    The video stream is copied (never re-encoded); the audio is copied when the
-    container accepts its codec, else encoded to AAC.  Audio longer than the video
-    is cut at the video's end; the video is never shortened.  ``out_path`` may equal ``video_path``; it is replaced
-    atomically.  Returns False, writing nothing, when ``audio_source`` has no audio.
-    """
-    out = Path(out_path)
-    if kind_for(out) != "mp4":
-        raise ValueError(f"cannot mux audio into {os.fspath(out)!r}: only .mp4 outputs carry audio")
-    if not os.path.isfile(audio_source):
-        raise FileNotFoundError(f"audio source not found: {os.fspath(audio_source)!r}")
-    if ffmpeg.probe(audio_source)["audio_codec"] is None:
-        return False
-    tmp = _new_temp(Path(os.path.abspath(out)), out.suffix)
-    try:
-        _mux(Path(video_path), Path(audio_source), tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return True
-
-
-def _mux(video: Path, audio: Path, out: Path) -> None:
-    # Trim the audio input to the video's length.  (-shortest would instead cut the
-    # stream-copied *video* when the audio is the shorter one.)
-    duration = ffmpeg.probe(video)["duration"]
-    trim = ["-t", f"{duration:.3f}"] if duration else []
-    base = ["-i", os.fspath(video), *trim, "-i", os.fspath(audio), "-map", "0:v", "-map", "1:a:0",
-            "-c:v", "copy"]
-    tail = ["-movflags", "+faststart", os.fspath(out)]
-    try:
-        ffmpeg.run_checked(base + ["-c:a", "copy"] + tail, "copy the audio track")
-    except RuntimeError:  # codec the container does not take: encode to AAC instead
-        ffmpeg.run_checked(base + ["-c:a", "aac", "-b:a", "192k"] + tail, "encode the audio track")
-
-
-def read_frames(path) -> Iterator[np.ndarray]:
-    """Yield the frames (HxWx3 uint8) of an MP4, GIF or PNG folder written here.
-
-    MP4 frames come back at the encoded (even, padded) size.
-    """
-    kind = kind_for(path)
-    if kind == "frames":
-        import cv2
-
-        for _, f in sorted(_frame_files(Path(path)).items()):
-            img = cv2.imdecode(np.fromfile(f, dtype=np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
-                raise ValueError(f"cannot read frame {f}")
-            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif kind == "gif":
-        from PIL import Image, ImageSequence
-
-        with Image.open(path) as im:
-            for fr in ImageSequence.Iterator(im):
-                yield np.asarray(fr.convert("RGB"))
-    else:
-        import imageio_ffmpeg
-
-        gen = imageio_ffmpeg.read_frames(os.fspath(path), pix_fmt="rgb24")
-        try:
-            w, h = next(gen)["size"]
-            for buf in gen:
-                yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
-        finally:
-            gen.close()
-
-
-def count_frames(path, *, check: bool = False) -> int:
-    """Frames in an MP4, GIF or PNG folder written here.
-
-    Without ``check`` a cheap count (MP4 packets, GIF frames, frame files). With ``check`` every frame is
-    decoded and a file ffmpeg or Pillow reports damaged (truncated, overwritten) raises ValueError, as does a
-    folder whose frames are not numbered 0..n-1 without gaps.
-    """
-    kind, p = kind_for(path), Path(path)
-    if kind == "frames":
-        files = _frame_files(p)
-        if sorted(files) != list(range(len(files))):
-            gap = min(set(range(len(files))) - set(files))
-            raise ValueError(f"{FRAME_NAME.format(gap)} is missing from {os.fspath(p)!r}")
-        if check:
-            from PIL import Image
-
-            for idx, f in sorted(files.items()):
-                try:
-                    with Image.open(f) as im:
-                        im.verify()
-                except Exception:
-                    raise ValueError(f"{os.fspath(f)!r} is damaged") from None
-        return len(files)
-    if not p.is_file():
-        raise ValueError(f"{os.fspath(p)!r} is missing")
-    if kind == "gif":
-        from PIL import Image, ImageSequence
-
-        try:
-            with Image.open(p) as im:
-                if im.format != "GIF":
-                    raise ValueError(f"it is {im.format}, not a GIF")
-                if not check:
-                    return getattr(im, "n_frames", 1)
-                n = 0
-                for fr in ImageSequence.Iterator(im):
-                    fr.load()
-                    n += 1
-                return n
-        except Exception:
-            raise ValueError(f"{os.fspath(p)!r} is damaged") from None
-    try:
-        return ffmpeg.count_frames(p, decode=check)
-    except RuntimeError:
-        raise ValueError(f"{os.fspath(p)!r} is damaged") from None
-
-
-def has_frames(folder) -> bool:
-    """Whether ``folder`` holds any ``frame_NNNNNN.png`` written here."""
-    return bool(_frame_files(Path(folder)))
-
-
-def remove_output(path) -> None:
-    """Remove a file or a folder (and what is in it); nothing happens when it is not there."""
-    _remove(Path(path))
-
-
-def move_output(src, dest) -> None:
-    """Move a finished output (file or PNG folder) from ``src`` onto ``dest``, replacing what is there.
-
-    A file is replaced atomically. A folder is renamed when ``dest`` has nothing in it; otherwise each frame is
-    replaced atomically, the frames ``src`` lacks are removed, and ``src`` goes.
-    """
-    src, dest = Path(src), Path(dest)
-    if not src.is_dir():
-        os.replace(src, dest)
-        return
-    if not dest.exists() or (dest.is_dir() and not any(dest.iterdir())):
-        os.replace(src, dest)
-        return
-    new = _frame_files(src)
-    for idx, f in sorted(new.items()):
-        os.replace(f, dest / f.name)
-    for idx, f in _frame_files(dest).items():
-        if idx not in new:
-            f.unlink()
-    shutil.rmtree(src, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- writer
 
 _STOP = object()
 _live_writers: set = set()
@@ -391,17 +128,19 @@ class FrameWriter:
         if self.kind == "frames" and self._abs.exists() and not self._abs.is_dir():
             raise ValueError(f"{os.fspath(self.path)!r} exists and is not a folder")
         if append:
-            self._inspect_old()
+            old = existing_output(self._abs, self.kind, self.fps, self.path)
+            if old is not None:
+                self._resume, self.frames_before, self._enc_shape, self._old_audio = True, old.frames, old.shape, old.audio
         # A finished output is only replaced by a complete one: interrupted, this writer keeps the old one.
-        self.replaces = not append and (self._abs.is_file() or (self._abs.is_dir() and bool(_frame_files(self._abs))))
+        self.replaces = not append and (self._abs.is_file() or (self._abs.is_dir() and bool(frame_files(self._abs))))
         self.kept_earlier = False  # set when an interruption discarded this writer's frames for the old output
 
         self._abs.parent.mkdir(parents=True, exist_ok=True)
         self._temps: list[Path] = []
         if self.kind == "frames":
-            self._target = _new_temp(self._abs, "", directory=True)
+            self._target = new_temp(self._abs, "", directory=True)
         else:
-            self._target = _new_temp(self._abs, self._abs.suffix)
+            self._target = new_temp(self._abs, self._abs.suffix)
         self._temps.append(self._target)
 
         self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
@@ -414,45 +153,6 @@ class FrameWriter:
         _live_writers.add(self)
         self._thread = threading.Thread(target=self._work, name="dreamreel-encoder", daemon=True)
         self._thread.start()
-
-    # -- resume ---------------------------------------------------------------------
-    def _inspect_old(self) -> None:
-        p = self._abs
-        if self.kind == "frames":
-            files = _frame_files(p)
-            if files:
-                self._resume = True
-                self.frames_before = max(files) + 1
-                import cv2
-
-                img = cv2.imdecode(np.fromfile(files[max(files)], dtype=np.uint8), cv2.IMREAD_COLOR)
-                if img is not None:
-                    self._enc_shape = img.shape[:2]
-            return
-        if not p.is_file():
-            return
-        self._resume = True
-        if self.kind == "gif":
-            from PIL import Image
-
-            with Image.open(p) as im:
-                self.frames_before = getattr(im, "n_frames", 1)
-                self._enc_shape = (im.height, im.width)
-            return
-        info = ffmpeg.probe(p)
-        if info["video"] is None or info["codec"] != "h264" or info["pix_fmt"] != "yuv420p":
-            raise ValueError(
-                f"cannot append to {os.fspath(self.path)!r}: expected an H.264 yuv420p MP4 "
-                f"(as written here), found {info['codec']} {info['pix_fmt']}"
-            )
-        old_fps = info["fps"]
-        if old_fps and abs(old_fps - float(self.fps)) > 0.006 + 1e-3 * old_fps:
-            raise ValueError(f"cannot append at {self.fps} fps to {os.fspath(self.path)!r}, "
-                             f"which plays at {old_fps} fps")
-        self.frames_before = ffmpeg.count_frames(p)
-        w, h = info["video"]
-        self._enc_shape = (h, w)
-        self._old_audio = info["audio_codec"] is not None
 
     # -- background thread -------------------------------------------------------------
     def _open(self, shape: tuple[int, int]) -> bool:
@@ -502,6 +202,12 @@ class FrameWriter:
         self._discard("failed")
         raise self._error
 
+    @property
+    def written(self) -> int:
+        """Frames the file holds once closed: those it continues and those appended since (the frame loop's
+        wrappers, a --loop's and the in-betweens', say the same of theirs)."""
+        return self.frames_before + self._appended
+
     def append(self, frame) -> None:
         """Queue one frame for encoding (blocks while ``queue_size`` frames are pending)."""
         if self._state != "open":
@@ -510,13 +216,13 @@ class FrameWriter:
             raise ValueError(f"writer for {os.fspath(self.path)!r} is {self._state}")
         if self._error is not None:
             self._fail()
-        a = _to_rgb_uint8(frame)
+        a = frame_uint8(frame)
         shape = a.shape[:2]
         if self._in_shape is not None and shape != self._in_shape:
             raise ValueError(f"frame size changed: got {shape[1]}x{shape[0]}, "
                              f"the writer was opened with {self._in_shape[1]}x{self._in_shape[0]} (WxH)")
         if self.kind == "mp4":
-            a = _pad_even(a)
+            a = pad_even(a)
         if self._in_shape is None and self._enc_shape is not None and a.shape[:2] != tuple(self._enc_shape):
             h, w = self._enc_shape
             raise ValueError(f"frame size {shape[1]}x{shape[0]} does not match the {w}x{h} "
@@ -589,7 +295,7 @@ class FrameWriter:
             if audio is not None:
                 if ffmpeg.probe(audio)["audio_codec"] is not None:
                     muxed = self._temp_file()
-                    _mux(final, audio, muxed)
+                    mux_tracks(final, audio, muxed)
                     final = muxed
                 else:
                     log.info("%s has no audio track; %s stays silent", audio, self.path)
@@ -600,16 +306,16 @@ class FrameWriter:
         if not dest.exists():
             os.replace(tmp, dest)  # one rename publishes the whole folder
             return
-        new = _frame_files(tmp)
+        new = frame_files(tmp)
         for idx, f in sorted(new.items()):
             os.replace(f, dest / f.name)
         if not self._resume:  # a fresh render: drop frames left over from an older, longer one
-            for idx, f in _frame_files(dest).items():
+            for idx, f in frame_files(dest).items():
                 if idx not in new:
                     f.unlink()
 
     def _temp_file(self, suffix: str | None = None) -> Path:
-        p = _new_temp(self._abs, self._abs.suffix if suffix is None else suffix)
+        p = new_temp(self._abs, self._abs.suffix if suffix is None else suffix)
         self._temps.append(p)
         return p
 
@@ -640,7 +346,7 @@ class FrameWriter:
 
     def _finish_state(self, state: str) -> None:
         for p in self._temps:
-            _remove(p)
+            remove_path(p)
         self._temps.clear()
         self._state = state
         _live_writers.discard(self)

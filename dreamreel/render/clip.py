@@ -314,7 +314,7 @@ def render_video(plan, input_path: Path, output: Path, job: VideoJob, *, resume:
     checkpoint that ``resume=True`` continues exactly. ``engine``: a loaded ``Engine`` to reuse.
     Returns a ``frames.FramesResult``.
     """
-    from ..io.writer import kind_for
+    from ..io.outputs import kind_for
     from .frames import render_frames
     from .runtime import Engine
 

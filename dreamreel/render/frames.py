@@ -115,7 +115,8 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
     ``fps``. ``notes`` join the sidecar (``draft``).
     """
     from ..io.sidecar import write_sidecar
-    from ..io.writer import count_frames, move_output, open_writer
+    from ..io.writer import open_writer
+    from ..io.outputs import count_frames, move_output
 
     factor = tween.factor if tween is not None else 1
     if factor > 1:  # another file: a checkpoint or a finished render of other in-betweens is not this one's
@@ -163,7 +164,7 @@ def render_frames(strategy: FrameStrategy, engine_factory, output: Path, *, key:
                                total=file_frames(kept.total, factor, complete=True))
         reraise(exc, partial=kept)
     with interrupts.finishing():
-        frames, expected = count_frames(target), getattr(writer, "written", appended)  # a --loop writes fewer
+        frames, expected = count_frames(target), writer.written  # a --loop writes fewer
         if frames != expected:
             raise DreamError(f"{target} holds {frames} frames, not the {expected} rendered", "render it again")
         if target != output:
@@ -249,7 +250,7 @@ class Checkpoint:
         return (self.dir / "state.json").is_file()
 
     def partial_path(self) -> Path:
-        from ..io.writer import kind_for
+        from ..io.outputs import kind_for
 
         kind = kind_for(self.output)
         return self.dir / ("partial" if kind == "frames" else f"partial.{kind}")
@@ -312,7 +313,7 @@ class Checkpoint:
         """
         from .tween import file_frames
 
-        from ..io.writer import count_frames
+        from ..io.outputs import count_frames
 
         if resume and self.exists():
             start, last, records, state = self.load(key, shape)
@@ -344,7 +345,7 @@ class Checkpoint:
     def _keep_output(self, factor: int = 1) -> bool:
         """Whether ``output`` holds something a new render must not replace before it is complete: anything but
         this render's own partial (as the checkpoint recorded it)."""
-        from ..io.writer import count_frames, has_frames, kind_for
+        from ..io.outputs import count_frames, has_frames, kind_for
 
         out = self.output
         if kind_for(out) == "frames":
@@ -364,7 +365,7 @@ class Checkpoint:
             return True
 
     def remove(self) -> None:
-        from ..io.writer import remove_output
+        from ..io.outputs import remove_output
 
         for p in (self.dir / "state.json", self.dir / "last.png", self.partial_path()):
             remove_output(p)

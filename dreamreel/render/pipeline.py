@@ -114,7 +114,7 @@ def with_flow(frames: Iterable, flow: Callable | None, first: int, prepare: Call
 class Behind:
     """A writer fed from its own thread: ``append`` queues a frame (blocking while ``depth`` wait), ``close``
     writes the queued frames and closes the writer, ``abort`` drops them. A write error is raised by the next
-    ``append`` or by ``close``. Everything else is the wrapped writer's."""
+    ``append`` or by ``close``. ``written``: the wrapped writer's count (every frame, once closed)."""
 
     def __init__(self, writer, depth: int = DEPTH):
         self._writer = writer
@@ -152,6 +152,10 @@ class Behind:
         self._drain()
         self._raise()
         return self._writer.close()
+
+    @property
+    def written(self) -> int:
+        return self._writer.written
 
     def abort(self):
         self._error = self._error or RuntimeError("aborted")  # the frames still queued are not written

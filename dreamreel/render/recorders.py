@@ -170,7 +170,7 @@ def records_still(values: dict) -> bool:
 
 def still_recorders(values: dict) -> list[Recorder]:
     """The recorders a still's recording options ask for (progress, activations, overlay)."""
-    from ..io.writer import kind_for
+    from ..io.outputs import kind_for
 
     for key in ("progress", "activations", "overlay"):
         value = values.get(key)

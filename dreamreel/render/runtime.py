@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ..engine import Dreamer, DreamResult, DreamSettings, Size, Step, device_problem, noise_image, pick_device
 from ..errors import DreamError, short_path
 from ..io.images import STILL_SUFFIXES, image_size, load_image
+from ..io.outputs import FRAME_FILE
 from ..models import create_model
 from ..plan import DreamPlan
 
@@ -57,7 +58,6 @@ def load_source(source: Source, plan: DreamPlan, compact: bool = False) -> tuple
     return image, plan.output_size((image.shape[-1], image.shape[-2]))
 
 
-FRAME_NAME = re.compile(r"frame_\d{6,}\.png")  # the files of a folder output (io.writer)
 
 
 def check_path_text(text: str | os.PathLike, what: str) -> None:
@@ -129,7 +129,7 @@ def check_outputs(inputs: Sequence[Path | str | None], outputs: Sequence[Path | 
             st = out.stat()
             hit = in_stat.get((st.st_dev, st.st_ino))
         folder_hit = None if hit is not None else next(  # a frame file of a folder output is an input
-            (p for real, p in in_real.items() if real.parent == r and FRAME_NAME.fullmatch(real.name)), None)
+            (p for real, p in in_real.items() if real.parent == r and FRAME_FILE.match(real.name)), None)
         if folder_hit is not None:
             raise DreamError(f"output folder {short_path(out)} holds the input {short_path(folder_hit)} among its frame files",
                              "choose another output folder")
@@ -200,7 +200,7 @@ def check_video_output(path: Path | str) -> Path:
     """An output the encoders can write (.mp4, .gif or a folder: a path ending in '/', an existing folder or a name
     without a suffix), else a one-line DreamError. A folder keeps its trailing '/' only in ``path``'s text: see
     :func:`folder_output`."""
-    from ..io.writer import kind_for
+    from ..io.outputs import kind_for
 
     check_path_text(path, "output")
     try:
@@ -217,7 +217,7 @@ def folder_output(text: Path | str):
     """Yields ``Path(text)``. A folder output whose name has a suffix (``frames.v1/``) is only a folder by its
     trailing '/', which a Path drops: the folder is made here, just before the render, so that every later reader
     of the path sees a folder; it is removed again if the render leaves it empty."""
-    from ..io.writer import kind_for
+    from ..io.outputs import kind_for
 
     p = Path(text)
     made = False

@@ -235,7 +235,8 @@ def _run(metas, address: str | None, input_path: Path, output: Path, results, ba
 def _join(metas, results, output: Path, clip, crf: int, audio) -> None:
     """One stream at ``crf``: each seam's cross-fade (the previous segment's dream fading into this one's warm-up),
     then the segment's own frames; the writer muxes the audio and publishes atomically."""
-    from ..io.writer import open_writer, read_frames
+    from ..io.writer import open_writer
+    from ..io.outputs import read_frames
 
     w, h = clip.size
     writer = open_writer(output, fps=clip.fps, crf=crf, audio_from=audio)
