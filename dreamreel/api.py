@@ -7,7 +7,7 @@ them exactly as the CLI does (the same command defaults, the same checks). The C
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +130,12 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     values, pname = resolve_values("zoom", options, preset, where=where)
     plan = resolve_plan(values, pname)
     zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
-    job = ZoomJob(frames=values["frames"], fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
+    effects = art.zoom_effects(values, values["frames"], values["fps"], frames_given=options.get("frames") is not None)
+    job = ZoomJob(fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
                   color_match=values["color_match"],
                   travel=values["travel"], travel_weight=values["travel_weight"],
-                  interpolate=values["interpolate"], draft=values["draft"])
-    art.apply_zoom_options(job, values, frames_given=options.get("frames") is not None)
+                  interpolate=values["interpolate"], draft=values["draft"], **effects)
     if job.loop and job.interpolate > 1:
         raise DreamError("--interpolate does not work with --loop (the loop's fade reorders the frames)",
                          "leave one of them out")
@@ -153,7 +153,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
 
         values = draft_values(values, size, plan.spec.min_size)
         plan = resolve_plan(values, pname)
-        job.timeline, job.first_octaves, job.octaves, job.steps = draft_timeline(job.timeline), 1, 1, [1]
+        job = replace(job, timeline=draft_timeline(job.timeline), first_octaves=1, octaves=1, steps=[1])
         size = plan.output_size((tensor.shape[-1], tensor.shape[-2]) if tensor is not None else source.noise_size)
     if values["depth"]:
         from .render.camera import CAMERA_KEYS
@@ -164,8 +164,9 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
             raise DreamError("--depth shapes the 3D camera's picture, and no 3D key is set",
                              "add --translation-z or a --rotation-3d-x/y/z")
 
-        job.depth = open_mask(values["depth"], what="depth map")
-        job.depth.check(size)
+        depth = open_mask(values["depth"], what="depth map")
+        depth.check(size)
+        job = replace(job, depth=depth)
     return Prepared("zoom", values, plan, source, tensor, size, plan.settings(size), job,
                     first_settings=plan.settings(size, octaves=values["first_octaves"]),
                     inputs=input_files(values, preset, source.path, *job.timeline.mask_files()))

@@ -1,9 +1,10 @@
 """Per-frame hooks of the effects (masks, music, loops, guides) for frame renders (zoom, and clips where noted).
 
-``render_zoom`` calls, for every frame k: ``frame_values`` (the timeline's values with the audio's
-reaction on top), ``frame_settings`` (the step's lr/sigma from them, and frame k's mask), ``frame_record``
-(what the sidecar's per-frame entry gains), and once ``zoom_sidecar``; ``open_frame_writer`` wraps the
-writer for ``--loop``. Nothing here runs when no art option is set.
+``zoom_effects`` turns the options into the ZoomJob's effect fields, once. ``render_zoom`` calls, for every
+frame k: ``frame_values`` (the timeline's values with the audio's reaction on top), ``frame_settings`` (the
+step's lr/sigma from them, and frame k's mask), ``frame_record`` (what the sidecar's per-frame entry gains),
+and once ``zoom_sidecar``; ``loop_writer`` wraps the writer for ``--loop``. Nothing here runs when no art
+option is set.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from ..errors import DreamError
 
 def frame_values(job, k: int, values: dict) -> dict:
     """The timeline's values for frame k, with --react's (frame k of the track; a loop's extra frames wrap)."""
-    react = getattr(job, "react", None)
-    if not react:
+    if not job.react:
         return values
-    index = loop_position(job, k) if getattr(job, "loop", 0) else k
-
-    return {**values, **react[index]}
+    index = loop_position(job, k) if job.loop else k
+    return {**values, **job.react[index]}
 
 
 def loop_position(job, k: int) -> int:
@@ -38,7 +37,7 @@ def loop_position(job, k: int) -> int:
     return k % job.frames
 
 
-def mask_for(job, plan, k: int, values: dict, size):
+def mask_for(plan, k: int, values: dict, size):
     """Frame k's mask: a timeline 'mask' key (a path, or 'none'), else the --mask video's frame k, else None (the plan's still)."""
     from ..engine.masks import open_mask
 
@@ -67,11 +66,11 @@ def scheduled_settings(settings, values: dict):
     return replace(settings, octaves=tuple(octs))
 
 
-def frame_settings(settings, plan, job, k: int, values: dict, size):
+def frame_settings(settings, plan, k: int, values: dict, size):
     """``settings`` with frame k's lr/sigma (scheduled, or from --react) and mask (timeline key or mask video)."""
     settings = scheduled_settings(settings, values)
     changes = {}
-    mask = mask_for(job, plan, k, values, size)
+    mask = mask_for(plan, k, values, size)
     if mask is False:
         changes["mask"] = None
     elif mask is not None:
@@ -103,28 +102,21 @@ def check_zoom(job, plan, size) -> None:
             open_mask(path, plan.mask_feather).check(size)
 
 
-def open_frame_writer(writer, job):
-    """--loop: the writer takes job.frames + job.loop rendered frames and writes the loop's job.frames."""
-    if not getattr(job, "loop", 0):
-        return writer
+def loop_writer(writer, job):
+    """--loop: a writer that takes job.frames + job.loop rendered frames and writes the loop's job.frames."""
     from .loop import LoopWriter
 
     return LoopWriter(writer, job.frames, job.loop, rotate=not job.react)  # with a track: in sync from position 0
 
 
-def rendered_frames(job, writer=None) -> int:
-    """Frames to render: the output's, or the most a --loop writer may need (it says when it is done)."""
-    return writer.max_frames if hasattr(writer, "max_frames") else job.frames
-
-
-
-def zoom_sidecar(job, plan, writer=None) -> dict:
+def zoom_sidecar(job, plan, loop=None) -> dict:
+    """The zoom sidecar's effect fields: audio and reaction, ``loop`` (its LoopWriter, else None), mask, tiles."""
     out = {}
-    if getattr(job, "audio_features", None) is not None:
+    if job.audio_features is not None:
         out["audio"] = {**job.audio_features.describe(), "muxed": bool(job.audio),
                         "react": [{"key": r.key, "low": r.low, "high": r.high, "feature": r.feature} for r in job.reacts]}
-    if hasattr(writer, "describe"):
-        out["loop"] = writer.describe()
+    if loop is not None:
+        out["loop"] = loop.describe()
     if plan.mask:
         out["mask"] = plan.mask_source().describe()
     if plan.tile:
@@ -132,25 +124,28 @@ def zoom_sidecar(job, plan, writer=None) -> dict:
     return out
 
 
-def apply_zoom_options(job, values: dict, *, frames_given: bool) -> None:
-    """zoom's --audio/--react and --loop/--loop-frames onto ``job``; one-line DreamErrors for bad combinations."""
+def zoom_effects(values: dict, frames: int, fps: float, *, frames_given: bool) -> dict:
+    """The ZoomJob fields of zoom's --audio/--react and --loop/--loop-frames (a track sets ``frames``); one-line
+    DreamErrors for bad combinations."""
+    out = {"frames": frames}
     if values.get("audio"):
         from .audio import analyse, parse_react, react_values
 
         if frames_given:
             raise DreamError("--frames and --audio both set the length",
                              "drop --frames: with --audio the track's duration at --fps sets it")
-        job.reacts = parse_react(values["react"]) if values.get("react") else []
-        job.audio_features = analyse(values["audio"], job.fps)
-        job.react = react_values(job.audio_features, job.reacts)
-        job.audio = Path(values["audio"])  # muxed where the output can hold it (MP4)
-        job.frames = job.audio_features.frames
+        reacts = parse_react(values["react"]) if values.get("react") else []
+        features = analyse(values["audio"], fps)
+        out.update(reacts=reacts, audio_features=features, react=react_values(features, reacts),
+                   audio=Path(values["audio"]), frames=features.frames)  # the track is muxed where the output holds it
     if values.get("loop"):
         from .loop import default_loop_frames
 
-        if job.frames < 4:
-            raise DreamError(f"--loop needs at least 4 frames (got {job.frames})")
-        n = default_loop_frames(job.frames, job.fps) if values.get("loop_frames") is None else values["loop_frames"]
-        if not 1 <= n <= job.frames // 2:
-            raise DreamError(f"--loop-frames {n} is out of range for {job.frames} frames", f"use 1-{job.frames // 2}")
-        job.loop = n
+        frames = out["frames"]
+        if frames < 4:
+            raise DreamError(f"--loop needs at least 4 frames (got {frames})")
+        n = default_loop_frames(frames, fps) if values.get("loop_frames") is None else values["loop_frames"]
+        if not 1 <= n <= frames // 2:
+            raise DreamError(f"--loop-frames {n} is out of range for {frames} frames", f"use 1-{frames // 2}")
+        out["loop"] = n
+    return out

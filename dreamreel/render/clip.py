@@ -235,7 +235,7 @@ class ClipStart:
 
             engine.dreamer = dreamer_for(engine, plan, values, self._dreamers)
             engine.objective = engine.dreamer.objective
-        return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, None, k, values, self.clip.size),
+        return FrameStart(start_image(src, detail, blend, mask), frame_settings(settings, plan, k, values, self.clip.size),
                           plan.seed * 1_000_003 + k)
 
     def _ahead(self, smoothed):

@@ -28,7 +28,7 @@ from .travel import travel_targets
 from .tween import ZoomTween, tween_frames
 
 
-@dataclass
+@dataclass(frozen=True)
 class ZoomJob:
     frames: int
     fps: float
@@ -63,7 +63,7 @@ class ZoomStart:
         self.frame_settings = plan.settings(size, octaves=job.octaves, steps=job.steps)
         check_timeline_objectives(plan, job.timeline)
         art.check_zoom(job, plan, size)
-        self.writer = None  # the output's writer (a --loop writer says when it has its frames)
+        self.loop = None  # --loop: the LoopWriter the frames go to (its sidecar entry)
         self.prev: torch.Tensor | None = None
         self.last: np.ndarray | None = None
         self.dreamers: dict = {}
@@ -124,14 +124,13 @@ class ZoomStart:
 
     def wrap_writer(self, writer):
         """--loop: the writer takes job.frames + job.loop rendered frames and writes the loop's job.frames."""
-        self.writer = art.open_frame_writer(writer, self.job)
-        return self.writer
+        if not self.job.loop:
+            return writer
+        self.loop = art.loop_writer(writer, self.job)
+        return self.loop
 
     def indices(self, start: int) -> Iterator[int]:
-        for k in range(start, art.rendered_frames(self.job, self.writer)):
-            if getattr(self.writer, "done", False):  # a --loop writer has the frames it needs
-                return
-            yield k
+        return iter(range(start, self.total))  # a --loop's writer takes its fade frames on top of the output's
 
     def start(self, k: int, engine: Engine) -> FrameStart:
         plan, job = self.plan, self.job
@@ -151,7 +150,7 @@ class ZoomStart:
             motion = Motion.from_values(values)
             self._motion_depth = self._depth(k - 1, engine.device) if motion.camera else None
             x = motion.apply(self.prev.to(engine.device), self._motion_depth)
-        settings = art.frame_settings(settings, plan, job, k, values, self.size)
+        settings = art.frame_settings(settings, plan, k, values, self.size)
         self._motion, self._settings = motion, settings
         return FrameStart(x, settings, plan.seed * 1_000_003 + k, evaluate_end=k == 0)
 
@@ -228,7 +227,7 @@ def render_zoom(plan: DreamPlan, source: Source, output: Path, job: ZoomJob, *, 
             "resumed_at_frame": state.start if state.start else None,
             "per_frame": state.records,
             "fingerprint": key,
-            **art.zoom_sidecar(job, plan, strategy.writer),
+            **art.zoom_sidecar(job, plan, strategy.loop),
         }
 
     return render_frames(strategy, lambda: engine or Engine.load(plan), output, key=key, fps=job.fps, crf=job.crf,
