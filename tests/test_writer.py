@@ -86,6 +86,13 @@ def test_kind_for_rejects_unsupported_suffix_and_suggests_alternatives(name):
 # --------------------------------------------------------------------------- MP4
 
 
+@pytest.mark.parametrize("name", ["gone.mp4", "gone.gif", "gone/"])
+def test_reading_an_output_that_is_not_there_names_it(tmp_path, name):
+    with pytest.raises(FileNotFoundError) as err:
+        list(read_frames(tmp_path / name))
+    assert str(tmp_path / "gone") in str(err.value) and "ffmpeg version" not in str(err.value)
+
+
 def test_mp4_keeps_frame_count_and_fractional_fps(tmp_path):
     out = tmp_path / "clip.mp4"
     w = write(out, ramp(7, 20, 32), fps=30.02)

@@ -133,9 +133,12 @@ def mux_tracks(video: Path, audio: Path, out: Path) -> None:
 def read_frames(path) -> Iterator[np.ndarray]:
     """Yield the frames (HxWx3 uint8) of an MP4, GIF or PNG folder written here.
 
-    MP4 frames come back at the encoded (even, padded) size.
+    MP4 frames come back at the encoded (even, padded) size. Nothing at ``path`` is a FileNotFoundError
+    naming it (not ffmpeg's banner).
     """
     kind = kind_for(path)
+    if not (os.path.isdir(path) if kind == "frames" else os.path.isfile(path)):
+        raise FileNotFoundError(f"no {'frames folder' if kind == 'frames' else kind.upper()} at {os.fspath(path)!r}")
     if kind == "frames":
         import cv2
 
