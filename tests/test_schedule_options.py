@@ -159,6 +159,10 @@ def test_an_alias_and_its_option_together_and_schedules_with_segments_are_refuse
 
     with pytest.raises(DreamError, match="angle and rotate are the same option"):
         dreamreel.prepare_zoom(str(data_dir / "coffee.png"), angle="0:(1)", rotate=2)
+    for alias, flag in (("--angle", "--rotate"), ("--translation-x", "--shift-x")):  # on the CLI too, either order
+        for pair in ([alias, "1", flag, "2"], [flag, "2", alias, "1"]):
+            line = _run_bad(["zoom", data_dir / "coffee.png", "-o", tmp_path / "a.mp4", *TINY, *pair], capsys, tmp_path)
+            assert f"{alias} and {flag} are the same option" in line
     line = _run_bad(["video", data_dir / "realshort.mp4", "-o", tmp_path / "v.mp4", "--segments", "2",
                      "--blend", "0:(0.9), 9:(0.95)"], capsys, tmp_path)
     assert "--segments does not follow schedules" in line
