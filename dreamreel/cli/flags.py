@@ -6,9 +6,10 @@ import argparse
 import re
 from typing import Any
 
-from ..options import ALIASES, OPTIONS
+from ..options import ALIASES, OPTIONS, canonical_keys
 
 #: Each option's Deforum spellings as extra flags (--angle for --rotate).
+_ALIAS_DEST = "deforum_"  # an alias flag's own argparse dest: deforum_angle
 _ALIAS_FLAGS = {key: ["--" + alias.replace("_", "-") for alias, k in ALIASES.items() if k == key] for key in ALIASES.values()}
 
 GROUP_TITLES = {"dream": "dream options", "zoom": "zoom", "video": "video", "output": "output",
@@ -46,33 +47,19 @@ def add_options(parser: argparse.ArgumentParser, groups: dict[str, tuple[str, ..
             else:
                 g.add_argument(o.flag, dest=o.key, default=None, metavar=o.metavar, help=help_text)
                 for alias in _ALIAS_FLAGS.get(o.key, ()):  # its own dest: both given is refused in given()
-                    g.add_argument(alias, dest=_alias_dest(alias), default=None, metavar=o.metavar,
-                                   help=argparse.SUPPRESS)
+                    g.add_argument(alias, dest=_ALIAS_DEST + alias[2:].replace("-", "_"), default=None,
+                                   metavar=o.metavar, help=argparse.SUPPRESS)
         if group == "dream":
             g.add_argument("--preset", default=None, metavar="NAME|FILE", help="fill defaults from a preset (see: dreamreel presets); explicit flags win")
             g.add_argument("--dry-run", action="store_true", help="resolve and validate everything, print the plan, compute nothing")
 
 
-def _alias_dest(flag: str) -> str:
-    return "deforum_" + flag[2:].replace("-", "_")
-
-
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The table options given on the command line (raw strings; absent ones left out); a Deforum spelling
-    (--angle) counts as its option (--rotate), and both given is a one-line DreamError."""
-    from ..errors import DreamError
-
+    (--angle) counts as its option (--rotate), and both given is refused by ``options.canonical_keys``."""
     out = {o.key: getattr(args, o.key) for o in OPTIONS if getattr(args, o.key, None) is not None}
-    for alias, key in ALIASES.items():
-        value = getattr(args, _alias_dest("--" + alias.replace("_", "-")), None)
-        if value is None:
-            continue
-        if key in out:
-            flag = "--" + key.replace("_", "-")
-            raise DreamError(f"--{alias.replace('_', '-')} and {flag} are the same option (Deforum's name and "
-                             "dreamreel's)", "give one of them")
-        out[key] = value
-    return out
+    out.update({a: v for a in ALIASES if (v := getattr(args, _ALIAS_DEST + a, None)) is not None})
+    return canonical_keys(out, lambda k: "--" + k.replace("_", "-"))
 
 
 _NEGATIVE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
