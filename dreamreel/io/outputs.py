@@ -21,7 +21,7 @@ import numpy as np
 from . import ffmpeg
 from .sinks import FRAME_NAME
 
-__all__ = ["kind_for", "frame_files", "new_temp", "remove_path", "mux_audio", "mux_tracks", "read_frames",
+__all__ = ["kind_for", "frame_files", "new_temp", "mux_audio", "mux_tracks", "read_frames",
            "count_frames", "has_frames", "remove_output", "move_output", "ExistingOutput", "existing_output",
            "FRAME_FILE"]
 
@@ -47,7 +47,9 @@ def new_temp(target: Path, suffix: str, *, directory: bool = False) -> Path:
     raise FileExistsError(f"could not create a temporary file next to {target}")
 
 
-def remove_path(p: Path) -> None:
+def remove_output(path) -> None:
+    """Remove a file or a folder (and what is in it); nothing happens when it is not there."""
+    p = Path(path)
     try:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -65,7 +67,6 @@ def frame_files(folder: Path) -> dict[int, Path]:
             if m and entry.is_file():
                 out[int(m.group(1))] = Path(entry.path)
     return out
-
 
 
 def kind_for(path) -> str:
@@ -90,7 +91,6 @@ def kind_for(path) -> str:
     )
 
 
-
 def mux_audio(video_path, audio_source, out_path) -> bool:
     """Put the first audio track of ``audio_source`` into ``video_path``, written to ``out_path``.
 
@@ -111,7 +111,7 @@ def mux_audio(video_path, audio_source, out_path) -> bool:
         mux_tracks(Path(video_path), Path(audio_source), tmp)
         os.replace(tmp, out)
     except BaseException:
-        remove_path(tmp)
+        remove_output(tmp)
         raise
     return True
 
@@ -215,11 +215,6 @@ def count_frames(path, *, check: bool = False) -> int:
 def has_frames(folder) -> bool:
     """Whether ``folder`` holds any ``frame_NNNNNN.png`` written here."""
     return bool(frame_files(Path(folder)))
-
-
-def remove_output(path) -> None:
-    """Remove a file or a folder (and what is in it); nothing happens when it is not there."""
-    remove_path(Path(path))
 
 
 def move_output(src, dest) -> None:

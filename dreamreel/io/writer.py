@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import WRITE_ERRNOS, writing_error
 from . import ffmpeg, sinks
 from .images import frame_uint8, pad_even
-from .outputs import existing_output, frame_files, kind_for, mux_tracks, new_temp, read_frames, remove_path
+from .outputs import existing_output, frame_files, kind_for, mux_tracks, new_temp, read_frames, remove_output
 
 __all__ = ["FrameWriter", "open_writer"]
 
@@ -346,7 +346,7 @@ class FrameWriter:
 
     def _finish_state(self, state: str) -> None:
         for p in self._temps:
-            remove_path(p)
+            remove_output(p)
         self._temps.clear()
         self._state = state
         _live_writers.discard(self)
