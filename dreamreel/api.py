@@ -130,7 +130,7 @@ def prepare_zoom(image, *, preset: str | None = None, where=None, **options) -> 
     values, pname = resolve_values("zoom", options, preset, where=where)
     plan = resolve_plan(values, pname)
     zoom_set = options.get("zoom") is not None or bool(preset and "zoom" in load_preset(preset).values)
-    effects = art.zoom_effects(values, values["frames"], values["fps"], frames_given=options.get("frames") is not None)
+    effects = art.zoom_effects(values, frames_given=options.get("frames") is not None)
     job = ZoomJob(fps=values["fps"], timeline=zoom_timeline(values, zoom_set),
                   first_octaves=values["first_octaves"], octaves=plan.octaves, steps=plan.steps, crf=values["crf"],
                   color_match=values["color_match"],

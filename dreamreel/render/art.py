@@ -124,10 +124,11 @@ def zoom_sidecar(job, plan, loop=None) -> dict:
     return out
 
 
-def zoom_effects(values: dict, frames: int, fps: float, *, frames_given: bool) -> dict:
+def zoom_effects(values: dict, *, frames_given: bool) -> dict:
     """The ZoomJob fields of zoom's --audio/--react and --loop/--loop-frames (a track sets ``frames``); one-line
     DreamErrors for bad combinations."""
-    out = {"frames": frames}
+    fps = values["fps"]
+    out = {"frames": values["frames"]}
     if values.get("audio"):
         from .audio import analyse, parse_react, react_values
 
